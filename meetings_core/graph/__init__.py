@@ -1,0 +1,1 @@
+"""Forwarding to Microsoft Graph with the Function's managed identity."""

@@ -1,0 +1,134 @@
+"""The gateway's ASGI app: Graph's createOrGet paths, the status URL, health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..errors import GatewayError
+from ..idempotency.engine import RequestContext
+from ..logs import configure_logging
+from ..services import ServiceHolder
+from ..settings import Settings, SettingsError, get_settings
+from ..validation import API_VERSIONS, validate_call
+from .body import read_json
+from .middleware import CorrelationMiddleware
+from .responses import error_response, json_response
+
+log = logging.getLogger("meetings_core.http")
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the app; settings default to the environment's, validated now so a bad one stops start-up."""
+    try:
+        settings = settings or get_settings()
+    except SettingsError as exc:
+        raise SystemExit(str(exc)) from None
+    configure_logging(settings.log_level)
+    holder = ServiceHolder(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await holder.close()
+
+    app = Starlette(
+        routes=[
+            Route(
+                "/{version}/users/{user_id}/onlineMeetings/createOrGet",
+                _guard(create_or_get),
+                methods=["POST"],
+            ),
+            Route("/operations/{operation_id}", _guard(operation_status), methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        middleware=[Middleware(CorrelationMiddleware)],
+        exception_handlers={HTTPException: _http_exception, Exception: _unexpected},
+        lifespan=lifespan,
+    )
+    app.state.services = holder
+    app.state.settings = settings
+    return app
+
+
+def _guard(endpoint: Endpoint) -> Endpoint:
+    """Answer a `GatewayError` raised anywhere below in Graph's envelope."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except GatewayError as error:
+            return error_response(request, error)
+
+    guarded.__name__ = endpoint.__name__
+    return guarded
+
+
+async def create_or_get(request: Request) -> Response:
+    version = request.path_params["version"]
+    if version not in API_VERSIONS:
+        raise GatewayError(404, "NotFound", f"Unknown API version '{version}': use v1.0 or beta.")
+    settings: Settings = request.app.state.settings
+    body = await read_json(request, settings.max_body_bytes)
+    call = validate_call(version, request.path_params["user_id"], body)
+    services = await request.app.state.services.get()
+    ctx = RequestContext(
+        caller="function-key",
+        client_request_id=request.state.client_request_id,
+        respond_async="respond-async" in request.headers.get("prefer", "").lower(),
+    )
+    outcome = await services.engine.create_or_get(call, ctx)
+    return json_response(request, outcome.status, outcome.body, outcome.headers)
+
+
+async def operation_status(request: Request) -> Response:
+    services = await request.app.state.services.get()
+    ctx = RequestContext(caller="function-key", client_request_id=request.state.client_request_id)
+    outcome = await services.engine.status(request.path_params["operation_id"], ctx)
+    return json_response(request, outcome.status, outcome.body, outcome.headers)
+
+
+async def health(request: Request) -> Response:
+    """200 when Table Storage and the token endpoint answer; 503 naming the part that failed."""
+    services = await request.app.state.services.get()
+    checks = {"tableStorage": services.store.ping(), "tokenEndpoint": services.tokens.get()}
+    results = await asyncio.gather(
+        *(asyncio.wait_for(check, timeout=5) for check in checks.values()), return_exceptions=True
+    )
+    report = {
+        name: "ok" if not isinstance(result, BaseException) else f"failed: {type(result).__name__}"
+        for name, result in zip(checks, results, strict=True)
+    }
+    healthy = all(value == "ok" for value in report.values())
+    return JSONResponse(
+        {"status": "healthy" if healthy else "unhealthy", "checks": report}, 200 if healthy else 503
+    )
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error = GatewayError(
+            404,
+            "NotFound",
+            "No such endpoint. The gateway serves POST /{v1.0|beta}/users/{userId}/onlineMeetings/createOrGet.",
+        )
+    else:
+        error = GatewayError(exc.status_code, "BadRequest", str(exc.detail))
+    return error_response(request, error)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error", extra={"request_id": request.state.request_id})
+    error = GatewayError(500, "InternalServerError", "The gateway failed unexpectedly; the error is logged.")
+    return error_response(request, error)

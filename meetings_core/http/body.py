@@ -1,0 +1,78 @@
+"""Reading the request body: bounded size, JSON content type, strict JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from ..errors import GatewayError
+
+
+async def read_json(request: Request, max_bytes: int) -> Any:
+    """The parsed JSON body, or a `GatewayError` that says exactly what is wrong with it."""
+    _check_content_type(request.headers.get("content-type"))
+    raw = await _read_bounded(request, max_bytes)
+    if not raw.strip():
+        raise GatewayError(
+            400, "BadRequest", "The request body is empty: send a JSON object with at least externalId."
+        )
+    try:
+        text = raw.decode("utf-8")
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except UnicodeDecodeError:
+        raise GatewayError(400, "BadRequest", "The request body is not valid UTF-8.") from None
+    except json.JSONDecodeError as exc:
+        raise GatewayError(
+            400,
+            "BadRequest",
+            f"The request body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
+        ) from None
+
+
+def _check_content_type(value: str | None) -> None:
+    media_type = (value or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise GatewayError(
+            415,
+            "UnsupportedMediaType",
+            f"Content-Type must be application/json (got {media_type or 'none'}).",
+        )
+
+
+async def _read_bounded(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(max_bytes: int) -> GatewayError:
+    return GatewayError(
+        413,
+        "RequestEntityTooLarge",
+        f"The request body is larger than the gateway accepts ({max_bytes} bytes).",
+    )
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise GatewayError(
+                400, "BadRequest", f"The request body has the key '{key}' twice in one object."
+            )
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise GatewayError(400, "BadRequest", f"The request body contains {name}, which is not valid JSON.")

@@ -1,0 +1,1 @@
+"""The idempotency engine: one Graph call per (organizer, externalId), whatever the concurrency."""

@@ -1,0 +1,92 @@
+"""The worker's long-lived clients, created once on first use and reused by every request."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from azure.data.tables.aio import TableClient
+from azure.identity.aio import ManagedIdentityCredential
+
+from .graph.client import GraphClient
+from .graph.token import TokenProvider
+from .idempotency.cache import CompletedCache
+from .idempotency.engine import EngineConfig, IdempotencyEngine
+from .idempotency.table_store import TableReservationStore
+from .settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    credential: ManagedIdentityCredential
+    http: httpx.AsyncClient
+    tokens: TokenProvider
+    store: TableReservationStore
+    engine: IdempotencyEngine
+
+    async def close(self) -> None:
+        await self.store.close()
+        await self.http.aclose()
+        await self.credential.close()
+
+
+def table_client(settings: Settings, credential: ManagedIdentityCredential) -> TableClient:
+    """Azurite by connection string locally; the account endpoint with the managed identity in Azure."""
+    if settings.tables_connection_string is not None:
+        return TableClient.from_connection_string(
+            settings.tables_connection_string.get_secret_value(), settings.table_name
+        )
+    assert settings.tables_endpoint is not None
+    return TableClient(settings.tables_endpoint, settings.table_name, credential=credential)
+
+
+async def build_services(settings: Settings) -> Services:
+    """Create every client for this worker (the table is created if missing, for Azurite)."""
+    credential = ManagedIdentityCredential(client_id=settings.azure_client_id)
+    http = httpx.AsyncClient(
+        base_url=settings.graph_base_url,
+        timeout=httpx.Timeout(settings.graph_attempt_timeout_seconds, connect=5.0),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        headers={"User-Agent": "meeting-gateway/0.1"},
+    )
+    tokens = TokenProvider(credential, settings.graph_scope)
+    graph = GraphClient(
+        http,
+        tokens,
+        deadline_seconds=settings.graph_deadline_seconds,
+        attempt_timeout_seconds=settings.graph_attempt_timeout_seconds,
+    )
+    store = TableReservationStore(table_client(settings, credential))
+    await store.create_table()
+    config = EngineConfig(
+        lease=timedelta(seconds=settings.reservation_lease_seconds),
+        duplicate_wait_seconds=settings.duplicate_wait_seconds,
+        retention=timedelta(days=settings.retention_days),
+        return_existing_on_mismatch=settings.on_payload_mismatch == "return-existing",
+    )
+    engine = IdempotencyEngine(store, graph, config, CompletedCache(settings.replay_cache_size))
+    return Services(settings, credential, http, tokens, store, engine)
+
+
+class ServiceHolder:
+    """Builds `Services` once per worker, on the first request (works with or without ASGI lifespan)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._services: Services | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Services:
+        if self._services is None:
+            async with self._lock:
+                if self._services is None:
+                    self._services = await build_services(self._settings)
+        return self._services
+
+    async def close(self) -> None:
+        if self._services is not None:
+            await self._services.close()
+            self._services = None

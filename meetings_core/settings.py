@@ -1,0 +1,90 @@
+"""Gateway settings, read once from the environment and validated at start."""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Every environment variable the gateway reads (names are the upper-cased field names)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    graph_base_url: str = "https://graph.microsoft.com"
+    graph_api_version: Literal["v1.0", "beta"] = "v1.0"
+    graph_scope: str = "https://graph.microsoft.com/.default"
+    graph_deadline_seconds: float = Field(default=30.0, gt=0, le=110)
+    graph_attempt_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    tables_connection_string: SecretStr | None = None
+    tables_endpoint: str | None = None
+    table_name: str = "meetingreservations"
+
+    azure_client_id: str | None = None
+
+    reservation_lease_seconds: float = Field(default=45.0, gt=0)
+    duplicate_wait_seconds: float = Field(default=20.0, ge=0, le=110)
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    on_payload_mismatch: Literal["reject", "return-existing"] = "reject"
+    replay_cache_size: int = Field(default=10_000, ge=0)
+    max_body_bytes: int = Field(default=128 * 1024, ge=1024, le=4 * 1024 * 1024)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    applicationinsights_connection_string: SecretStr | None = None
+
+    @field_validator("graph_base_url", "tables_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://graph.microsoft.com")
+        return value.rstrip("/") if value else value
+
+    @field_validator("table_name")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        if not _TABLE_NAME.match(value):
+            raise ValueError("must be 3-63 letters or digits, starting with a letter")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if (self.tables_connection_string is None) == (self.tables_endpoint is None):
+            raise ValueError(
+                "set exactly one of TABLES_CONNECTION_STRING (Azurite, local) "
+                "or TABLES_ENDPOINT (Azure, reached with the managed identity)"
+            )
+        if self.reservation_lease_seconds < self.graph_deadline_seconds + 5:
+            raise ValueError(
+                "RESERVATION_LEASE_SECONDS must exceed GRAPH_DEADLINE_SECONDS by at least 5 s, "
+                "so that no Graph call is in flight when a lease ends"
+            )
+        return self
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings, raising `SettingsError` that names the bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("Invalid gateway settings: " + "; ".join(problems)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The worker's settings, read once."""
+    return load_settings()
