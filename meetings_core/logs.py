@@ -11,9 +11,7 @@ _SECRETS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-_.~+/=]+"), r"\1***"),
     (re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), "***jwt***"),
     (
-        re.compile(
-            r"(?i)(accountkey=|sig=|code=|x-functions-key[\"':\s]+|x-identity-header[\"':\s]+)[^;&\s\"']+"
-        ),
+        re.compile(r"(?i)(accountkey=|sig=|code=|x-functions-key[\"':\s]+|x-identity-header[\"':\s]+)[^;&\s\"']+"),
         r"\1***",
     ),
 ]

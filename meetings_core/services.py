@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.data.tables.aio import TableClient
 from azure.identity.aio import ManagedIdentityCredential
 
@@ -33,7 +34,7 @@ class Services:
         await self.credential.close()
 
 
-def table_client(settings: Settings, credential: ManagedIdentityCredential) -> TableClient:
+def table_client(settings: Settings, credential: AsyncTokenCredential) -> TableClient:
     """Azurite by connection string locally; the account endpoint with the managed identity in Azure."""
     if settings.tables_connection_string is not None:
         return TableClient.from_connection_string(

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     replay_cache_size: int = Field(default=10_000, ge=0)
     max_body_bytes: int = Field(default=128 * 1024, ge=1024, le=4 * 1024 * 1024)
 
+    # Read by the Functions host through the timer binding expression %PURGE_SCHEDULE% (NCRONTAB).
+    purge_schedule: str = "0 */30 * * * *"
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     applicationinsights_connection_string: SecretStr | None = None
 

@@ -51,9 +51,7 @@ def validate_call(api_version: str, user_id: str, body: Any) -> CreateOrGetCall:
     """Validate path and body; raise `GatewayError(400)` listing every problem found."""
     organizer_id = validate_organizer_id(user_id)
     if not isinstance(body, dict):
-        raise GatewayError(
-            400, "BadRequest", 'The request body must be a JSON object such as {"externalId": "..."}.'
-        )
+        raise GatewayError(400, "BadRequest", 'The request body must be a JSON object such as {"externalId": "..."}.')
     try:
         model = CreateOrGetBody.model_validate(body)
     except ValidationError as exc:
@@ -72,9 +70,7 @@ def validate_call(api_version: str, user_id: str, body: Any) -> CreateOrGetCall:
 
 
 def _bad_request(errors: list[ErrorDetails]) -> GatewayError:
-    details = [
-        {"code": _detail_code(e), "target": _dotted(e["loc"]), "message": _describe(e)} for e in errors
-    ]
+    details = [{"code": _detail_code(e), "target": _dotted(e["loc"]), "message": _describe(e)} for e in errors]
     summary = " ".join(d["message"] for d in details[:5])
     more = f" ({len(details) - 5} more problems in details.)" if len(details) > 5 else ""
     return GatewayError(400, "BadRequest", f"The request body is not valid. {summary}{more}", details=details)

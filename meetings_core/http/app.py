@@ -110,9 +110,7 @@ async def health(request: Request) -> Response:
         for name, result in zip(checks, results, strict=True)
     }
     healthy = all(value == "ok" for value in report.values())
-    return JSONResponse(
-        {"status": "healthy" if healthy else "unhealthy", "checks": report}, 200 if healthy else 503
-    )
+    return JSONResponse({"status": "healthy" if healthy else "unhealthy", "checks": report}, 200 if healthy else 503)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

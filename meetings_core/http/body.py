@@ -15,9 +15,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
     _check_content_type(request.headers.get("content-type"))
     raw = await _read_bounded(request, max_bytes)
     if not raw.strip():
-        raise GatewayError(
-            400, "BadRequest", "The request body is empty: send a JSON object with at least externalId."
-        )
+        raise GatewayError(400, "BadRequest", "The request body is empty: send a JSON object with at least externalId.")
     try:
         text = raw.decode("utf-8")
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
@@ -67,9 +65,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise GatewayError(
-                400, "BadRequest", f"The request body has the key '{key}' twice in one object."
-            )
+            raise GatewayError(400, "BadRequest", f"The request body has the key '{key}' twice in one object.")
         result[key] = value
     return result
 

@@ -22,9 +22,7 @@ SECURITY_HEADERS = {
 }
 
 
-def json_response(
-    request: Request, status: int, body: bytes, headers: dict[str, str] | None = None
-) -> Response:
+def json_response(request: Request, status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
     """A JSON answer carrying the request's correlation ids; relative Locations made absolute."""
     extra = dict(headers or {})
     location = extra.get("Location")

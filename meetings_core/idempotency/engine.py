@@ -159,9 +159,7 @@ class IdempotencyEngine:
         except GatewayError:
             await self._release(record)
             raise
-        done = record.completed(
-            result.status, result.body, result.request_id, self._clock(), self._config.retention
-        )
+        done = record.completed(result.status, result.body, result.request_id, self._clock(), self._config.retention)
         try:
             self._cache.put(await self._store.replace(done))
         except (ReservationChanged, StoreUnavailable) as exc:

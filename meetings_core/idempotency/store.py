@@ -48,9 +48,10 @@ class ReservationStore(Protocol):
         ...
 
     def expired(
-        self, now: datetime, abandoned_before: datetime, page_size: int
+        self, completed_before: datetime, abandoned_before: datetime, page_size: int
     ) -> AsyncIterator[list[Reservation]]:
-        """Pages of completed records past retention and in-progress ones whose lease ended long ago."""
+        """Pages of completed records that expired before `completed_before` and in-progress ones
+        whose lease ended before `abandoned_before`."""
         ...
 
     async def ping(self) -> None:

@@ -94,14 +94,11 @@ class TableReservationStore:
             raise ReservationChanged(record.key) from None
 
     async def expired(
-        self, now: datetime, abandoned_before: datetime, page_size: int
+        self, completed_before: datetime, abandoned_before: datetime, page_size: int
     ) -> AsyncIterator[list[Reservation]]:
-        query = (
-            "(State eq 'completed' and ExpiresAt lt @now) or "
-            "(State eq 'in_progress' and LeaseUntil lt @abandoned)"
-        )
+        query = "(State eq 'completed' and ExpiresAt lt @now) or (State eq 'in_progress' and LeaseUntil lt @abandoned)"
         pages = self._table.query_entities(
-            query, parameters={"now": now, "abandoned": abandoned_before}, results_per_page=page_size
+            query, parameters={"now": completed_before, "abandoned": abandoned_before}, results_per_page=page_size
         ).by_page()
         try:
             async for page in pages:

@@ -1,0 +1,133 @@
+"""Operator CLI: see a reservation, list stuck ones, release one, purge now.
+
+    python -m meetings_core.cli show ORGANIZER_ID EXTERNAL_ID
+    python -m meetings_core.cli stuck
+    python -m meetings_core.cli release ORGANIZER_ID EXTERNAL_ID [--force]
+    python -m meetings_core.cli purge
+
+Reads the same settings as the gateway (TABLES_CONNECTION_STRING or TABLES_ENDPOINT, TABLE_NAME).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.identity.aio import DefaultAzureCredential
+
+from .errors import GatewayError
+from .idempotency.keys import ReservationKey
+from .idempotency.purge import purge
+from .idempotency.records import Reservation, State
+from .idempotency.store import ReservationChanged, StoreUnavailable
+from .idempotency.table_store import TableReservationStore
+from .services import table_client
+from .settings import SettingsError, load_settings
+from .validation import validate_organizer_id
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"Table Storage is unreachable: {exc}", file=sys.stderr)
+        return 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m meetings_core.cli", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("show", "print one reservation"), ("release", "delete a stuck reservation")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("organizer_id", help="the organizer's Entra object id (as in the request path)")
+        command.add_argument("external_id", help="the externalId, exactly as the caller sent it")
+        if name == "release":
+            command.add_argument("--force", action="store_true", help="also delete a completed record")
+    commands.add_parser("stuck", help="list in-progress reservations whose lease has ended")
+    commands.add_parser("purge", help="delete expired and abandoned records now")
+    return parser
+
+
+async def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    # An operator runs this with their own Azure login (or Azurite's connection string), not the Function's.
+    async with DefaultAzureCredential() as credential:
+        store = TableReservationStore(table_client(settings, credential))
+        try:
+            return await _dispatch(store, args)
+        finally:
+            await store.close()
+
+
+async def _dispatch(store: TableReservationStore, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    if args.command == "stuck":
+        async for page in store.expired(completed_before=_EPOCH, abandoned_before=now, page_size=100):
+            for stuck in page:
+                print(json.dumps(_describe(stuck)))
+        return 0
+    if args.command == "purge":
+        report = await purge(store, now)
+        print(f"deleted {report.expired} expired and {report.abandoned} abandoned records ({report.skipped} skipped)")
+        return 0
+    try:
+        organizer_id = validate_organizer_id(args.organizer_id)
+    except GatewayError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    key = ReservationKey(organizer_id, args.external_id)
+    record = await store.get(key)
+    if record is None:
+        print("no reservation for this organizer and externalId", file=sys.stderr)
+        return 1
+    if args.command == "show":
+        print(json.dumps(_describe(record), indent=2))
+        return 0
+    return await _release(store, record, force=args.force, now=now)
+
+
+async def _release(store: TableReservationStore, record: Reservation, *, force: bool, now: datetime) -> int:
+    if record.state is State.COMPLETED and not force:
+        print("the reservation is completed (a meeting exists); pass --force to delete it anyway", file=sys.stderr)
+        return 1
+    if record.state is State.IN_PROGRESS and not record.lease_ended(now):
+        print("warning: its lease has not ended; an owner may still be calling Graph", file=sys.stderr)
+    try:
+        await store.delete(record)
+    except ReservationChanged:
+        print("the reservation changed meanwhile; look again with 'show'", file=sys.stderr)
+        return 1
+    print("released")
+    return 0
+
+
+def _describe(record: Reservation) -> dict[str, Any]:
+    meeting = record.meeting() if record.body else {}
+    return {
+        "organizerId": record.key.organizer_id,
+        "externalId": record.key.external_id,
+        "operationId": record.key.digest,
+        "state": record.state.value,
+        "caller": record.caller,
+        "apiVersion": record.api_version,
+        "createdAt": record.created_at.isoformat(),
+        "leaseUntil": record.lease_until.isoformat() if record.lease_until else None,
+        "graphStatus": record.status,
+        "meetingId": meeting.get("id"),
+        "expiresAt": record.expires_at.isoformat() if record.expires_at else None,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
