@@ -11,7 +11,11 @@ from meetings_core.http.app import create_app
 from meetings_core.idempotency.purge import purge
 
 asgi = create_app()
-app = func.AsgiFunctionApp(app=asgi, http_auth_level=func.AuthLevel.FUNCTION)
+# With function keys the host checks x-functions-key/code; the other modes are checked by the gateway itself.
+_uses_keys = "function-key" in asgi.state.settings.auth_modes
+app = func.AsgiFunctionApp(
+    app=asgi, http_auth_level=func.AuthLevel.FUNCTION if _uses_keys else func.AuthLevel.ANONYMOUS
+)
 
 
 @app.timer_trigger(schedule="%PURGE_SCHEDULE%", arg_name="timer", run_on_startup=False)

@@ -11,6 +11,9 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.data.tables.aio import TableClient
 from azure.identity.aio import ManagedIdentityCredential
 
+from .auth.authenticator import Authenticator
+from .auth.entra import EntraVerifier, JwksCache
+from .auth.hmac_signature import HmacVerifier
 from .graph.client import GraphClient
 from .graph.token import TokenProvider
 from .idempotency.cache import CompletedCache
@@ -27,10 +30,13 @@ class Services:
     tokens: TokenProvider
     store: TableReservationStore
     engine: IdempotencyEngine
+    authenticator: Authenticator
+    auth_http: httpx.AsyncClient
 
     async def close(self) -> None:
         await self.store.close()
         await self.http.aclose()
+        await self.auth_http.aclose()
         await self.credential.close()
 
 
@@ -69,7 +75,28 @@ async def build_services(settings: Settings) -> Services:
         return_existing_on_mismatch=settings.on_payload_mismatch == "return-existing",
     )
     engine = IdempotencyEngine(store, graph, config, CompletedCache(settings.replay_cache_size))
-    return Services(settings, credential, http, tokens, store, engine)
+    auth_http = httpx.AsyncClient(timeout=5.0)
+    return Services(
+        settings, credential, http, tokens, store, engine, build_authenticator(settings, auth_http), auth_http
+    )
+
+
+def build_authenticator(settings: Settings, http: httpx.AsyncClient) -> Authenticator:
+    """The verifiers for the modes CALLER_AUTH enables."""
+    modes = settings.auth_modes
+    entra = None
+    if "entra" in modes:
+        assert settings.entra_tenant_id
+        assert settings.entra_audience
+        authority = settings.entra_authority
+        jwks = JwksCache(http, f"{authority}/{settings.entra_tenant_id}/discovery/v2.0/keys")
+        audiences = [a.strip() for a in settings.entra_audience.split(",") if a.strip()]
+        entra = EntraVerifier(jwks, tenant_id=settings.entra_tenant_id, audiences=audiences, authority=authority)
+    hmac = None
+    if "hmac" in modes:
+        secrets = {name: value.get_secret_value() for name, value in (settings.partner_secrets or {}).items()}
+        hmac = HmacVerifier(secrets, settings.hmac_tolerance_seconds)
+    return Authenticator(function_keys="function-key" in modes, entra=entra, hmac=hmac)
 
 
 class ServiceHolder:

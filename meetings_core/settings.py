@@ -9,7 +9,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .auth.policy import CallerRule
+
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+AUTH_MODES = ("function-key", "entra", "hmac")
 
 
 class SettingsError(RuntimeError):
@@ -43,15 +46,36 @@ class Settings(BaseSettings):
     # Read by the Functions host through the timer binding expression %PURGE_SCHEDULE% (NCRONTAB).
     purge_schedule: str = "0 */30 * * * *"
 
+    caller_auth: str = "function-key"
+    entra_tenant_id: str | None = None
+    entra_audience: str | None = None
+    entra_authority: str = "https://login.microsoftonline.com"
+    partner_secrets: dict[str, SecretStr] | None = None
+    hmac_tolerance_seconds: float = Field(default=300.0, gt=0, le=3600)
+    caller_policy: dict[str, CallerRule] | None = None
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     applicationinsights_connection_string: SecretStr | None = None
 
-    @field_validator("graph_base_url", "tables_endpoint")
+    @field_validator("graph_base_url", "tables_endpoint", "entra_authority")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http(s) URL such as https://graph.microsoft.com")
         return value.rstrip("/") if value else value
+
+    @field_validator("caller_auth")
+    @classmethod
+    def _auth_modes(cls, value: str) -> str:
+        modes = [m.strip() for m in value.split(",") if m.strip()]
+        unknown = [m for m in modes if m not in AUTH_MODES]
+        if not modes or unknown:
+            raise ValueError(f"must be a comma-separated list of {', '.join(AUTH_MODES)}")
+        return ",".join(modes)
+
+    @property
+    def auth_modes(self) -> frozenset[str]:
+        return frozenset(self.caller_auth.split(","))
 
     @field_validator("table_name")
     @classmethod
@@ -72,6 +96,10 @@ class Settings(BaseSettings):
                 "RESERVATION_LEASE_SECONDS must exceed GRAPH_DEADLINE_SECONDS by at least 5 s, "
                 "so that no Graph call is in flight when a lease ends"
             )
+        if "entra" in self.auth_modes and not (self.entra_tenant_id and self.entra_audience):
+            raise ValueError("CALLER_AUTH includes entra: set ENTRA_TENANT_ID and ENTRA_AUDIENCE")
+        if "hmac" in self.auth_modes and not self.partner_secrets:
+            raise ValueError('CALLER_AUTH includes hmac: set PARTNER_SECRETS to {"partner": "secret", ...}')
         return self
 
 

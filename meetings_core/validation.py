@@ -47,9 +47,8 @@ def validate_organizer_id(user_id: str) -> str:
     return user_id.lower()
 
 
-def validate_call(api_version: str, user_id: str, body: Any) -> CreateOrGetCall:
-    """Validate path and body; raise `GatewayError(400)` listing every problem found."""
-    organizer_id = validate_organizer_id(user_id)
+def validate_call(api_version: str, organizer_id: str, body: Any) -> CreateOrGetCall:
+    """Validate the body for a canonical organizer id; raise `GatewayError(400)` listing every problem."""
     if not isinstance(body, dict):
         raise GatewayError(400, "BadRequest", 'The request body must be a JSON object such as {"externalId": "..."}.')
     try:

@@ -109,7 +109,7 @@ async def test_bad_paths_never_reach_graph(client: httpx.AsyncClient, path: str)
 
 
 async def test_charset_parameter_is_accepted_and_annotations_are_not_unknown_fields(client: httpx.AsyncClient):
-    from meetings_core.validation import validate_call
+    from meetings_core.validation import validate_call, validate_organizer_id
 
     body = {
         "@odata.type": "#microsoft.graph.onlineMeeting",
@@ -120,7 +120,7 @@ async def test_charset_parameter_is_accepted_and_annotations_are_not_unknown_fie
             "attendees": [{"identity": {"user": {"id": "x", "@odata.type": "#microsoft.graph.identity"}}}],
         },
     }
-    call = validate_call("v1.0", ORGANIZER, body)
+    call = validate_call("v1.0", validate_organizer_id(ORGANIZER), body)
     assert call.organizer_id == ORGANIZER.lower()
     assert call.body is body  # forwarded as sent, annotations included, no defaults added
     # With charset the content type is right, so the request gets past validation to the backend.

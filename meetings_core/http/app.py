@@ -14,13 +14,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..auth.caller import Caller
+from ..auth.policy import CallerPolicy
 from ..errors import GatewayError
 from ..idempotency.engine import RequestContext
 from ..logs import configure_logging
-from ..services import ServiceHolder
+from ..services import ServiceHolder, Services
 from ..settings import Settings, SettingsError, get_settings
-from ..validation import API_VERSIONS, validate_call
-from .body import read_json
+from ..validation import API_VERSIONS, validate_call, validate_organizer_id
+from .body import parse_json, read_body
 from .middleware import CorrelationMiddleware
 from .responses import error_response, json_response
 
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.services = holder
     app.state.settings = settings
+    app.state.policy = CallerPolicy(settings.caller_policy)
     return app
 
 
@@ -79,23 +82,31 @@ async def create_or_get(request: Request) -> Response:
     if version not in API_VERSIONS:
         raise GatewayError(404, "NotFound", f"Unknown API version '{version}': use v1.0 or beta.")
     settings: Settings = request.app.state.settings
-    body = await read_json(request, settings.max_body_bytes)
-    call = validate_call(version, request.path_params["user_id"], body)
-    services = await request.app.state.services.get()
-    ctx = RequestContext(
-        caller="function-key",
-        client_request_id=request.state.client_request_id,
-        respond_async="respond-async" in request.headers.get("prefer", "").lower(),
-    )
+    raw = await read_body(request, settings.max_body_bytes)
+    services: Services = await request.app.state.services.get()
+    caller = await services.authenticator.authenticate(request.headers, raw)
+    organizer_id = validate_organizer_id(request.path_params["user_id"])
+    request.app.state.policy.authorize(caller, organizer_id, version)
+    call = validate_call(version, organizer_id, parse_json(raw))
+    ctx = _context(request, caller)
     outcome = await services.engine.create_or_get(call, ctx)
     return json_response(request, outcome.status, outcome.body, outcome.headers)
 
 
 async def operation_status(request: Request) -> Response:
-    services = await request.app.state.services.get()
-    ctx = RequestContext(caller="function-key", client_request_id=request.state.client_request_id)
-    outcome = await services.engine.status(request.path_params["operation_id"], ctx)
+    services: Services = await request.app.state.services.get()
+    caller = await services.authenticator.authenticate(request.headers, b"")
+    outcome = await services.engine.status(request.path_params["operation_id"], _context(request, caller))
     return json_response(request, outcome.status, outcome.body, outcome.headers)
+
+
+def _context(request: Request, caller: Caller) -> RequestContext:
+    return RequestContext(
+        caller=caller.id,
+        client_request_id=request.state.client_request_id,
+        respond_async="respond-async" in request.headers.get("prefer", "").lower(),
+        read_others=request.app.state.policy.may_read_others(caller),
+    )
 
 
 async def health(request: Request) -> Response:

@@ -10,10 +10,14 @@ from starlette.requests import Request
 from ..errors import GatewayError
 
 
-async def read_json(request: Request, max_bytes: int) -> Any:
-    """The parsed JSON body, or a `GatewayError` that says exactly what is wrong with it."""
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body of a JSON request, bounded in size (signatures are checked over these bytes)."""
     _check_content_type(request.headers.get("content-type"))
-    raw = await _read_bounded(request, max_bytes)
+    return await _read_bounded(request, max_bytes)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON (no duplicate keys, no NaN), or a `GatewayError` that says exactly what is wrong."""
     if not raw.strip():
         raise GatewayError(400, "BadRequest", "The request body is empty: send a JSON object with at least externalId.")
     try:

@@ -53,6 +53,7 @@ class RequestContext:
     caller: str
     client_request_id: str
     respond_async: bool = False
+    read_others: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +86,7 @@ class IdempotencyEngine:
         key = ReservationKey(call.organizer_id, call.external_id)
         cached = self._cache.get(key.digest)
         if cached is not None:
-            return self._replay(cached, call)
+            return self._replay(cached, call, ctx)
         try:
             try:
                 record = await self._store.insert(self._reservation(key, call, ctx))
@@ -109,6 +110,7 @@ class IdempotencyEngine:
                 "No such operation. It may have failed (the original request got the error) or expired; "
                 "send the createOrGet request again.",
             )
+        _check_caller(record, ctx)
         if record.state is State.COMPLETED:
             return Outcome(record.status or 200, record.body or b"{}")
         return self._accepted(record)
@@ -125,10 +127,11 @@ class IdempotencyEngine:
                 except ReservationExists:
                     continue
                 return await self._own(record, call, ctx)
+            _check_caller(record, ctx)
             self._check_fingerprint(record, call)
             if record.state is State.COMPLETED:
                 self._cache.put(record)
-                return self._replay(record, call)
+                return self._replay(record, call, ctx)
             now = self._clock()
             if record.lease_ended(now):
                 try:
@@ -205,7 +208,8 @@ class IdempotencyEngine:
             "body. A retry must send exactly the same body; to create another meeting, use a new externalId.",
         )
 
-    def _replay(self, record: Reservation, call: CreateOrGetCall) -> Outcome:
+    def _replay(self, record: Reservation, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
+        _check_caller(record, ctx)
         self._check_fingerprint(record, call)
         return Outcome(200, record.body or b"{}", {"Idempotent-Replayed": "true"})
 
@@ -232,6 +236,15 @@ class IdempotencyEngine:
         if record.lease_until is None:
             return 1.0
         return min(5.0, max(1.0, (record.lease_until - self._clock()).total_seconds()))
+
+
+def _check_caller(record: Reservation, ctx: RequestContext) -> None:
+    if record.caller != ctx.caller and not ctx.read_others:
+        raise GatewayError(
+            403,
+            "Forbidden",
+            "This externalId for this organizer belongs to another caller; use your own externalId.",
+        )
 
 
 def _owner() -> str:

@@ -1,0 +1,31 @@
+"""Pick the authentication mode a request uses, among those the settings enable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .caller import Caller, unauthorized
+from .entra import EntraVerifier
+from .hmac_signature import PARTNER_HEADER, SIGNATURE_HEADER, HmacVerifier
+
+FUNCTION_KEY_CALLER = Caller("function-key", "function-key")
+
+
+class Authenticator:
+    """Signed requests go to HMAC, bearer tokens to Entra; with function keys the host has already checked."""
+
+    def __init__(
+        self, *, function_keys: bool, entra: EntraVerifier | None = None, hmac: HmacVerifier | None = None
+    ) -> None:
+        self._function_keys = function_keys
+        self._entra = entra
+        self._hmac = hmac
+
+    async def authenticate(self, headers: Mapping[str, str], body: bytes) -> Caller:
+        if self._hmac is not None and (SIGNATURE_HEADER in headers or PARTNER_HEADER in headers):
+            return self._hmac.verify(headers.get(PARTNER_HEADER), headers.get(SIGNATURE_HEADER), body)
+        if self._entra is not None and ("authorization" in headers or not self._function_keys):
+            return await self._entra.verify(headers.get("authorization"))
+        if self._function_keys:
+            return FUNCTION_KEY_CALLER
+        raise unauthorized(f"Sign the request ({PARTNER_HEADER} and {SIGNATURE_HEADER} headers).")

@@ -1,0 +1,102 @@
+"""Entra ID bearer tokens, validated by the gateway: signature (tenant JWKS), issuer, audience, expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import httpx
+import jwt
+
+from .caller import Caller, unauthorized
+
+log = logging.getLogger("meetings_core.auth")
+
+_CLOCK_SKEW_SECONDS = 60
+# An unknown `kid` triggers a JWKS refresh at most this often, so forged kids cannot flood the tenant.
+_MIN_REFRESH_SECONDS = 30.0
+_MAX_KEYS_AGE_SECONDS = 24 * 3600.0
+
+
+class JwksCache:
+    """The tenant's signing keys, fetched once, refreshed daily and on an unknown key id."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+        self._http = http
+        self._url = url
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched = 0.0
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> jwt.PyJWK | None:
+        if kid not in self._keys or time.monotonic() - self._fetched > _MAX_KEYS_AGE_SECONDS:
+            async with self._lock:
+                if kid not in self._keys and time.monotonic() - self._fetched > _MIN_REFRESH_SECONDS:
+                    await self._refresh()
+        return self._keys.get(kid)
+
+    async def _refresh(self) -> None:
+        try:
+            response = await self._http.get(self._url, timeout=5.0)
+            response.raise_for_status()
+            keys = jwt.PyJWKSet.from_dict(response.json()).keys
+        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+            log.warning("JWKS refresh failed: %s", type(exc).__name__)
+            return
+        self._keys = {str(k.key_id): k for k in keys if k.key_id}
+        self._fetched = time.monotonic()
+
+
+class EntraVerifier:
+    """Accepts tokens of one tenant for one audience; the caller is the app (azp/appid) or the user (oid)."""
+
+    def __init__(self, jwks: JwksCache, *, tenant_id: str, audiences: list[str], authority: str) -> None:
+        self._jwks = jwks
+        self._tenant = tenant_id
+        self._audiences = audiences
+        self._issuers = [f"{authority}/{tenant_id}/v2.0", f"https://sts.windows.net/{tenant_id}/"]
+
+    async def verify(self, authorization: str | None) -> Caller:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise unauthorized("Send an Entra ID access token: 'Authorization: Bearer <token>'.")
+        claims = await self._decode(token.strip())
+        if claims.get("tid") != self._tenant:
+            raise unauthorized("The access token was issued for another tenant.")
+        if "scp" in claims and claims.get("oid"):
+            return Caller(f"entra:{claims['oid']}", "entra")
+        app_id = claims.get("azp") or claims.get("appid")
+        if not app_id:
+            raise unauthorized("The access token names no application (azp/appid) or user (oid).")
+        return Caller(f"entra:{app_id}", "entra")
+
+    async def _decode(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise unauthorized("The access token is not a valid JWT.") from None
+        key = await self._jwks.key(str(header.get("kid", "")))
+        if key is None:
+            raise unauthorized("The access token is signed by a key this tenant does not publish.")
+        try:
+            return dict(
+                jwt.decode(
+                    token,
+                    key,
+                    algorithms=["RS256"],
+                    audience=self._audiences,
+                    issuer=self._issuers,
+                    leeway=_CLOCK_SKEW_SECONDS,
+                    options={"require": ["exp", "iss", "aud", "tid"]},
+                )
+            )
+        except jwt.ExpiredSignatureError:
+            raise unauthorized("The access token has expired; get a new one.") from None
+        except jwt.InvalidAudienceError:
+            raise unauthorized("The access token is for another audience than this gateway.") from None
+        except jwt.InvalidIssuerError:
+            raise unauthorized("The access token was issued by another tenant or authority.") from None
+        except jwt.PyJWTError:
+            raise unauthorized("The access token is not valid.") from None
