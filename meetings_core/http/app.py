@@ -19,6 +19,7 @@ from ..auth.policy import CallerPolicy
 from ..errors import GatewayError
 from ..idempotency.engine import RequestContext
 from ..logs import configure_logging
+from ..openapi import openapi3
 from ..services import ServiceHolder, Services
 from ..settings import Settings, SettingsError, get_settings
 from ..validation import API_VERSIONS, validate_call, validate_organizer_id
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
             Route("/operations/{operation_id}", _guard(operation_status), methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
         ],
         middleware=[Middleware(CorrelationMiddleware)],
         exception_handlers={HTTPException: _http_exception, Exception: _unexpected},
@@ -122,6 +124,11 @@ async def health(request: Request) -> Response:
     }
     healthy = all(value == "ok" for value in report.values())
     return JSONResponse({"status": "healthy" if healthy else "unhealthy", "checks": report}, 200 if healthy else 503)
+
+
+async def openapi(request: Request) -> Response:
+    """The OpenAPI 3 description, generated from the same pydantic contract that validates requests."""
+    return JSONResponse(openapi3())
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

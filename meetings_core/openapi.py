@@ -1,0 +1,229 @@
+"""The gateway's API description, generated from the pydantic contract: OpenAPI 3 and Swagger 2.0.
+
+`GET /openapi.json` serves the OpenAPI 3 document; the Power Platform custom connector
+(`connector/apiDefinition.swagger.json`) is the Swagger 2.0 rendering, regenerated with
+`python -m meetings_core.openapi --swagger2 > connector/apiDefinition.swagger.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from typing import Any
+
+from . import __version__
+from .contract import CreateOrGetBody
+
+TITLE = "Teams meeting gateway"
+DESCRIPTION = (
+    "Creates a Microsoft Teams online meeting exactly once per external ID: the same request sent again, "
+    "at the same time or later, returns the same meeting."
+)
+_ORGANIZER = {
+    "name": "userId",
+    "in": "path",
+    "required": True,
+    "description": "The organizer's Microsoft Entra object ID (a GUID).",
+    "x-ms-summary": "Organizer object ID",
+    "x-ms-url-encoding": "single",
+}
+_ERROR = {
+    "type": "object",
+    "description": "Microsoft Graph's error envelope.",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "description": "Machine-readable error code."},
+                "message": {"type": "string", "description": "What went wrong and what to send instead."},
+                "innerError": {
+                    "type": "object",
+                    "description": "Correlation ids for support.",
+                    "additionalProperties": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+_MEETING = {
+    "type": "object",
+    "description": "The onlineMeeting as Graph returns it (id, joinWebUrl, subject, times, participants, ...).",
+    "properties": {
+        "id": {"type": "string", "description": "The meeting id.", "x-ms-summary": "Meeting ID"},
+        "joinWebUrl": {"type": "string", "description": "The Teams join link.", "x-ms-summary": "Join URL"},
+        "externalId": {"type": "string", "description": "The external ID sent.", "x-ms-summary": "External ID"},
+        "subject": {"type": "string", "description": "The meeting subject.", "x-ms-summary": "Subject"},
+        "startDateTime": {"type": "string", "format": "date-time", "description": "Start (UTC)."},
+        "endDateTime": {"type": "string", "format": "date-time", "description": "End (UTC)."},
+    },
+    "additionalProperties": True,
+}
+
+
+def request_schemas(ref_prefix: str) -> dict[str, Any]:
+    """The contract's JSON schemas (camelCase, as Graph spells them), one per model, with refs under `ref_prefix`."""
+    schema = CreateOrGetBody.model_json_schema(by_alias=True, ref_template=ref_prefix + "{model}")
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+    definitions["CreateOrGetBody"] = schema
+    for definition in definitions.values():
+        for name, prop in definition.get("properties", {}).items():
+            prop.setdefault("description", _describe_field(name))
+    return definitions
+
+
+def _describe_field(name: str) -> str:
+    return {
+        "externalId": "Your own unique ID for this meeting; the same ID always gives the same meeting. Required.",
+        "startDateTime": "Start, ISO 8601 with an offset or Z (e.g. 2026-03-01T09:00:00Z). Default: now.",
+        "endDateTime": "End, ISO 8601 with an offset or Z; needs startDateTime. Default: start + 1 hour.",
+        "subject": "The meeting subject.",
+        "participants": "The organizer and attendees.",
+        "chatInfo": "The chat thread the meeting belongs to (for channel meetings).",
+    }.get(name, f"The {name} property, as in Microsoft Graph.")
+
+
+def openapi3() -> dict[str, Any]:
+    """OpenAPI 3.1 description of the gateway."""
+    responses = {
+        "201": _resp("A new meeting was created.", "#/components/schemas/OnlineMeeting"),
+        "200": _resp("The existing meeting for this external ID.", "#/components/schemas/OnlineMeeting"),
+        "202": {"description": "Still being created (with Prefer: respond-async): poll the Location URL."},
+        "default": _resp("An error, in Graph's envelope.", "#/components/schemas/ODataError"),
+    }
+    create = {
+        "operationId": "CreateOrGetMeeting",
+        "summary": "Create or get a Teams meeting by external ID",
+        "description": DESCRIPTION,
+        "parameters": [{k: v for k, v in _ORGANIZER.items() if not k.startswith("x-")} | {"schema": _GUID}],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateOrGetBody"}}},
+        },
+        "responses": responses,
+    }
+    paths = {
+        f"/{version}/users/{{userId}}/onlineMeetings/createOrGet": {"post": {**create, "operationId": op}}
+        for version, op in (("v1.0", "CreateOrGetMeeting"), ("beta", "CreateOrGetMeetingBeta"))
+    }
+    paths["/operations/{operationId}"] = {"get": _status_operation3(responses)}
+    schemas = request_schemas("#/components/schemas/") | {"OnlineMeeting": _MEETING, "ODataError": _ERROR}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": TITLE, "version": __version__, "description": DESCRIPTION},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+_GUID = {"type": "string", "format": "uuid"}
+
+
+def _resp(description: str, ref: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+
+def _status_operation3(responses: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "operationId": "GetMeetingOperation",
+        "summary": "Status of a meeting still being created",
+        "description": "202 while in progress; then the meeting, as the original request would have answered.",
+        "parameters": [
+            {"name": "operationId", "in": "path", "required": True, "schema": {"type": "string"}},
+        ],
+        "responses": responses,
+    }
+
+
+def swagger2(host: str = "example.azurewebsites.net") -> dict[str, Any]:
+    """Swagger 2.0 for the Power Platform custom connector (which requires OpenAPI 2.0)."""
+    definitions = {name: _to_swagger2(schema) for name, schema in request_schemas("#/definitions/").items()}
+    definitions |= {"OnlineMeeting": _MEETING, "ODataError": _ERROR}
+    responses = {
+        "201": {"description": "A new meeting was created.", "schema": {"$ref": "#/definitions/OnlineMeeting"}},
+        "200": {"description": "The existing meeting.", "schema": {"$ref": "#/definitions/OnlineMeeting"}},
+        "default": {"description": "An error, in Graph's envelope.", "schema": {"$ref": "#/definitions/ODataError"}},
+    }
+    create = {
+        "operationId": "CreateOrGetMeeting",
+        "summary": "Create or get a Teams meeting",
+        "description": DESCRIPTION,
+        "x-ms-visibility": "important",
+        "parameters": [
+            {**_ORGANIZER, "type": "string", "format": "uuid"},
+            {
+                "name": "body",
+                "in": "body",
+                "required": True,
+                "description": "The meeting to create or get.",
+                "schema": {"$ref": "#/definitions/CreateOrGetBody"},
+            },
+        ],
+        "responses": responses,
+    }
+    status = {
+        "operationId": "GetMeetingOperation",
+        "summary": "Get the status of a meeting being created",
+        "description": "Polled by the flow when the gateway answers 202; returns the meeting when done.",
+        "x-ms-visibility": "internal",
+        "parameters": [
+            {
+                "name": "operationId",
+                "in": "path",
+                "required": True,
+                "type": "string",
+                "description": "The operation id from the Location header.",
+                "x-ms-summary": "Operation ID",
+            }
+        ],
+        "responses": responses | {"202": {"description": "Still in progress; poll again after Retry-After."}},
+    }
+    return {
+        "swagger": "2.0",
+        "info": {"title": TITLE, "version": __version__, "description": DESCRIPTION},
+        "host": host,
+        "basePath": "/",
+        "schemes": ["https"],
+        "consumes": ["application/json"],
+        "produces": ["application/json"],
+        "paths": {
+            "/v1.0/users/{userId}/onlineMeetings/createOrGet": {"post": create},
+            "/operations/{operationId}": {"get": status},
+        },
+        "definitions": definitions,
+        "securityDefinitions": {"api_key": {"type": "apiKey", "in": "header", "name": "x-functions-key"}},
+        "security": [{"api_key": []}],
+    }
+
+
+def _to_swagger2(schema: Any) -> Any:
+    """Rewrite JSON Schema constructs Swagger 2.0 lacks: Optional's anyOf-with-null, `const`, titles."""
+    if isinstance(schema, list):
+        return [_to_swagger2(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = copy.deepcopy(schema)
+    options = schema.pop("anyOf", None)
+    if options is not None:
+        concrete = [o for o in options if o.get("type") != "null"]
+        merged = concrete[0] if len(concrete) == 1 else {"type": "object"}
+        schema = {**merged, **schema, "x-nullable": True}
+    schema.pop("title", None)
+    schema.pop("default", None)
+    if "$ref" in schema and len(schema) > 1:
+        schema = {"$ref": schema["$ref"]}  # Swagger 2.0 ignores siblings of $ref
+    return {key: _to_swagger2(value) for key, value in schema.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Print the gateway's API description.")
+    parser.add_argument("--swagger2", action="store_true", help="Swagger 2.0 for the custom connector")
+    args = parser.parse_args()
+    document = swagger2() if args.swagger2 else openapi3()
+    json.dump(document, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
