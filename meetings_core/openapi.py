@@ -35,6 +35,7 @@ _ERROR = {
     "properties": {
         "error": {
             "type": "object",
+            "description": "The error: code, message and correlation ids.",
             "properties": {
                 "code": {"type": "string", "description": "Machine-readable error code."},
                 "message": {"type": "string", "description": "What went wrong and what to send instead."},
