@@ -32,8 +32,8 @@ def test_valid_signature_names_the_partner(verifier: HmacVerifier):
         ("acme", "v1=abc", "must look like"),
         ("acme", sign("wrong", BODY, int(time.time())), "not valid"),
         ("acme", sign("s3cret-acme", BODY + b" ", int(time.time())), "not valid"),
-        ("acme", sign("s3cret-acme", BODY, int(time.time()) - 301), "outside the accepted window"),
-        ("acme", sign("s3cret-acme", BODY, int(time.time()) + 301), "outside the accepted window"),
+        ("acme", sign("s3cret-acme", BODY, int(time.time()) - 900), "outside the accepted window"),
+        ("acme", sign("s3cret-acme", BODY, int(time.time()) + 900), "outside the accepted window"),
         ("nobody", sign("s3cret-acme", BODY, int(time.time())), "not valid"),
     ],
 )

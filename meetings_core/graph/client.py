@@ -13,6 +13,7 @@ import httpx
 import stamina
 
 from ..errors import GatewayError, retry_after_header
+from ..telemetry import tracer
 from .errors import graph_error
 from .retry_after import parse_retry_after
 from .token import TokenProvider
@@ -99,16 +100,19 @@ class GraphClient:
         token = await self._tokens.get()
         timeout = max(0.1, min(self._attempt_timeout, deadline - time.monotonic()))
         started = time.monotonic()
-        response = await self._http.post(
-            path,
-            content=content,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
-                "client-request-id": client_request_id,
-            },
-            timeout=timeout,
-        )
+        with tracer.start_as_current_span("graph createOrGet") as span:
+            span.set_attribute("graph.attempt", attempt)
+            response = await self._http.post(
+                path,
+                content=content,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/json",
+                    "client-request-id": client_request_id,
+                },
+                timeout=timeout,
+            )
+            span.set_attribute("http.response.status_code", response.status_code)
         log.info(
             "graph createOrGet answered",
             extra={

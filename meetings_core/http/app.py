@@ -22,6 +22,7 @@ from ..logs import configure_logging
 from ..openapi import openapi3
 from ..services import ServiceHolder, Services
 from ..settings import Settings, SettingsError, get_settings
+from ..telemetry import configure_telemetry, count_request, tracer
 from ..validation import API_VERSIONS, validate_call, validate_organizer_id
 from .body import parse_json, read_body
 from .middleware import CorrelationMiddleware
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     except SettingsError as exc:
         raise SystemExit(str(exc)) from None
     configure_logging(settings.log_level)
+    configure_telemetry(settings)
     holder = ServiceHolder(settings)
 
     @contextlib.asynccontextmanager
@@ -67,13 +69,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 
 def _guard(endpoint: Endpoint) -> Endpoint:
-    """Answer a `GatewayError` raised anywhere below in Graph's envelope."""
+    """Answer a `GatewayError` raised anywhere below in Graph's envelope; trace and count every answer."""
 
     async def guarded(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except GatewayError as error:
-            return error_response(request, error)
+        version = request.path_params.get("version", "status")
+        with tracer.start_as_current_span(f"gateway {endpoint.__name__}") as span:
+            try:
+                response = await endpoint(request)
+            except GatewayError as error:
+                response = error_response(request, error)
+            span.set_attribute("http.response.status_code", response.status_code)
+        count_request(response.status_code, "idempotent-replayed" in response.headers, version)
+        return response
 
     guarded.__name__ = endpoint.__name__
     return guarded
