@@ -9,7 +9,7 @@ import time
 import uuid
 from types import FrameType
 
-from .stack import ROOT, Stack, StackError, port_is_free
+from .stack import ROOT, LocalStack, StackError, port_is_free
 
 PORTS = {"gateway": 7071, "identity": 7072, "graph": 7073, "azurite": 10002}
 ORGANIZER = "1f35f2e6-9cab-44ad-8d5a-b74c14720000"
@@ -40,7 +40,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     logs = ROOT / ".devstack" / "logs"
     try:
-        stack = Stack.up(logs, ROOT / ".azurite", PORTS)
+        stack = LocalStack.up(logs, ROOT / ".azurite", PORTS)
     except StackError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -147,7 +147,7 @@ def start_gateway(port: int, env: Mapping[str, str], log_dir: Path, workers: int
 
 
 @dataclass
-class Stack:
+class LocalStack:
     """Azurite, the identity emulator and the Graph emulator, running; gateways are added on demand."""
 
     log_dir: Path
@@ -158,7 +158,7 @@ class Stack:
     gateways: list[Process] = field(default_factory=list)
 
     @classmethod
-    def up(cls, log_dir: Path, data_dir: Path, ports: Mapping[str, int] | None = None) -> Stack:
+    def up(cls, log_dir: Path, data_dir: Path, ports: Mapping[str, int] | None = None) -> LocalStack:
         ports = dict(ports or {})
         header = secrets.token_urlsafe(16)
         started: list[Process] = []

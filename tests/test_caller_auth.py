@@ -19,13 +19,13 @@ OTHER_ORGANIZER = "00000000-0000-0000-0000-0000000000aa"
 
 
 @pytest.fixture(scope="module")
-async def secured(stack_factory) -> Stack:
+async def secured(module_stack_factory) -> Stack:
     policy = {
         "entra:app-allowed": {"organizers": [ORGANIZER], "versions": ["v1.0"]},
         "entra:app-reader": {"organizers": ["*"], "readOthers": True},
         "hmac:acme": {"organizers": ["*"]},
     }
-    return await stack_factory(
+    return await module_stack_factory(
         workers=1,
         env={
             "CALLER_AUTH": "entra,hmac",
