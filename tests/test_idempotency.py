@@ -112,8 +112,9 @@ async def _kill_owner_and_recover(stack_factory, *, hold: str) -> None:
         os.killpg(owner.gateway_pid, signal.SIGKILL)
         with pytest.raises(httpx.TransportError):
             await doomed
-        await owner.identity_config(latency_ms=0)
         await asyncio.sleep(1.5)  # let the emulator finish the dead owner's create, as Graph would
+        await owner.identity_config(latency_ms=0)
+        await owner.graph_config(latency_ms=0)
         started = time.monotonic()
         recovered = await client.post(create_url(taker.gateway), json=body)
     assert recovered.status_code in (200, 201), recovered.text
