@@ -11,6 +11,8 @@ from types import FrameType
 
 from .stack import ROOT, LocalStack, StackError, port_is_free
 
+# Fixed so a gateway started by hand (make gateway, func start) can use the same emulator; not a secret.
+IDENTITY_HEADER = "local-dev-identity-header"
 PORTS = {"gateway": 7071, "identity": 7072, "graph": 7073, "azurite": 10002}
 ORGANIZER = "1f35f2e6-9cab-44ad-8d5a-b74c14720000"
 
@@ -40,7 +42,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     logs = ROOT / ".devstack" / "logs"
     try:
-        stack = LocalStack.up(logs, ROOT / ".azurite", PORTS)
+        stack = LocalStack.up(logs, ROOT / ".azurite", PORTS, IDENTITY_HEADER)
     except StackError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -158,9 +158,15 @@ class LocalStack:
     gateways: list[Process] = field(default_factory=list)
 
     @classmethod
-    def up(cls, log_dir: Path, data_dir: Path, ports: Mapping[str, int] | None = None) -> LocalStack:
+    def up(
+        cls,
+        log_dir: Path,
+        data_dir: Path,
+        ports: Mapping[str, int] | None = None,
+        identity_header: str | None = None,
+    ) -> LocalStack:
         ports = dict(ports or {})
-        header = secrets.token_urlsafe(16)
+        header = identity_header or secrets.token_urlsafe(16)
         started: list[Process] = []
         try:
             started.append(start_azurite(ports.get("azurite") or free_port(), data_dir, log_dir))

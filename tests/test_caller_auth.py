@@ -98,7 +98,9 @@ async def test_hmac_signed_webhook_accepted_and_bad_or_stale_signature_refused(s
 
     now = int(time.time())
     async with httpx.AsyncClient(timeout=30) as client:
-        good = await client.post(create_url(secured.gateway), content=raw, headers=headers(sign(PARTNER_SECRET, raw, now)))
+        good = await client.post(
+            create_url(secured.gateway), content=raw, headers=headers(sign(PARTNER_SECRET, raw, now))
+        )
         bad = await client.post(create_url(secured.gateway), content=raw, headers=headers(sign("guess", raw, now)))
         stale = await client.post(
             create_url(secured.gateway), content=raw, headers=headers(sign(PARTNER_SECRET, raw, now - 3600))

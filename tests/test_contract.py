@@ -86,7 +86,9 @@ async def test_each_problem_is_listed_in_details(client: httpx.AsyncClient):
         (json.dumps({"externalId": "a", "subject": "x" * 4000}).encode(), "application/json", 413, "larger"),
     ],
 )
-async def test_malformed_requests(client: httpx.AsyncClient, content: bytes, content_type: str, status: int, fragment: str):
+async def test_malformed_requests(
+    client: httpx.AsyncClient, content: bytes, content_type: str, status: int, fragment: str
+):
     response = await client.post(URL, content=content, headers={"Content-Type": content_type})
     error = assert_graph_error(response, status)
     assert fragment in str(error["message"])

@@ -102,9 +102,7 @@ async def test_token_is_fetched_once_for_a_burst(stack_factory):
     stack = await stack_factory(workers=1)
     await stack.identity_reset()
     async with httpx.AsyncClient(timeout=30) as client:
-        answers = await asyncio.gather(
-            *(client.post(create_url(stack.gateway), json=body_for()) for _ in range(20))
-        )
+        answers = await asyncio.gather(*(client.post(create_url(stack.gateway), json=body_for()) for _ in range(20)))
     assert [a.status_code for a in answers] == [201] * 20
     assert (await stack.identity_stats())["token_requests"] == 1
 
@@ -151,7 +149,9 @@ async def test_msgraph_sdk_typed_client_works_against_the_gateway(stack: Stack):
     assert meeting.join_web_url
 
     bad = CreateOrGetPostRequestBody(
-        external_id="x", start_date_time=datetime(2026, 3, 1, 10, tzinfo=UTC), end_date_time=datetime(2026, 3, 1, 9, tzinfo=UTC)
+        external_id="x",
+        start_date_time=datetime(2026, 3, 1, 10, tzinfo=UTC),
+        end_date_time=datetime(2026, 3, 1, 9, tzinfo=UTC),
     )
     with pytest.raises(ODataError) as raised:
         await meetings.create_or_get.post(bad)

@@ -24,9 +24,7 @@ async def test_100_concurrent_duplicates_over_two_processes_make_one_meeting(sta
     body = body_for()
     gateways = [stack.gateway, other.gateway]
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as client:
-        answers = await asyncio.gather(
-            *(client.post(create_url(gateways[i % 2]), json=body) for i in range(100))
-        )
+        answers = await asyncio.gather(*(client.post(create_url(gateways[i % 2]), json=body) for i in range(100)))
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [200] * 99 + [201], statuses
     assert len({a.json()["id"] for a in answers}) == 1
@@ -138,7 +136,9 @@ async def test_owner_killed_after_graph_created_is_recovered_without_duplicate(s
 
 async def test_graph_400_releases_the_key(stack: Stack):
     body = body_for()
-    await stack.graph_config(faults=[{"status": 400, "count": 1, "body": {"error": {"code": "BadRequest", "message": "no"}}}])
+    await stack.graph_config(
+        faults=[{"status": 400, "count": 1, "body": {"error": {"code": "BadRequest", "message": "no"}}}]
+    )
     async with httpx.AsyncClient(timeout=30) as client:
         refused = await client.post(create_url(stack.gateway), json=body)
         assert refused.status_code == 400

@@ -1,0 +1,48 @@
+# meeting-gateway: `make run` starts the local stack, `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run gateway test lint venv azurite bench soak fuzz-long clean
+
+run: venv azurite
+	$(BIN)/python -m devstack
+
+# Only the gateway, configured purely by the environment (see README "Settings").
+gateway: venv
+	$(BIN)/python -m uvicorn meetings_core.http.app:create_app --factory --host 127.0.0.1 --port 7071 --workers 2
+
+test: venv azurite lint
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+azurite: node_modules/azurite/dist/src/table/main.js
+
+node_modules/azurite/dist/src/table/main.js: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+bench: venv azurite
+	$(BIN)/python -m bench.run_all
+
+soak: venv azurite
+	$(BIN)/python -m bench.soak
+
+fuzz-long: venv azurite
+	$(BIN)/pytest tests/test_fuzz.py --hypothesis-profile=long
+
+clean:
+	rm -rf $(VENV) node_modules .azurite .devstack .mypy_cache .ruff_cache .pytest_cache .hypothesis

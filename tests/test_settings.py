@@ -1,0 +1,56 @@
+"""Settings are validated at start, with a message naming the bad variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from meetings_core.settings import SettingsError, load_settings
+
+BASE = {"TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true"}
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"GRAPH_BASE_URL": "graph.microsoft.com"}, "GRAPH_BASE_URL"),
+        ({"GRAPH_API_VERSION": "v2"}, "GRAPH_API_VERSION"),
+        ({"TABLE_NAME": "bad-name"}, "TABLE_NAME"),
+        ({"TABLES_ENDPOINT": "https://acct.table.core.windows.net"}, "TABLES_CONNECTION_STRING"),
+        ({"GRAPH_DEADLINE_SECONDS": "41"}, "RESERVATION_LEASE_SECONDS"),
+        ({"CALLER_AUTH": "function-key,magic"}, "CALLER_AUTH"),
+        ({"CALLER_AUTH": "entra"}, "ENTRA_TENANT_ID"),
+        ({"CALLER_POLICY": '{"x": {"organisers": []}}'}, "CALLER_POLICY"),
+    ],
+)
+def test_bad_settings_are_named(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], names: str):
+    for name, value in {**BASE, **env}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert names in str(raised.value)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TABLES_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    settings = load_settings()
+    assert settings.graph_base_url == "https://graph.microsoft.com"
+    assert settings.graph_api_version == "v1.0"
+    assert settings.table_name == "meetingreservations"
+    assert settings.auth_modes == {"function-key"}
+
+
+def test_gateway_refuses_to_start_with_a_bad_setting():
+    env = {"PATH": "/usr/bin:/bin", "GRAPH_BASE_URL": "nope"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from meetings_core.http.app import create_app; create_app()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "GRAPH_BASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
