@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +82,12 @@ def module_stack_factory(local_stack: LocalStack) -> Iterator[StackFactory]:
 
 
 @pytest.fixture(autouse=True)
-async def _fresh_emulators(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+async def _fresh_emulators(request: pytest.FixtureRequest) -> None:
     # Tests that share a module-scoped gateway still get emulators with clean counts.
     if "local_stack" in request.fixturenames:
         local: LocalStack = request.getfixturevalue("local_stack")
         view = _view(local, local.azurite)
         await view.reset()
-    yield
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:

@@ -93,8 +93,8 @@ class Stack:
         finally:
             await store.close()
 
-    async def wait_for_record(self, key: ReservationKey, timeout: float = 10) -> Reservation:
-        for _ in range(int(timeout / 0.02)):
+    async def wait_for_record(self, key: ReservationKey) -> Reservation:
+        for _ in range(500):
             record = await self.store_get(key)
             if record is not None:
                 return record

@@ -32,7 +32,8 @@ def test_connector_fields_match_the_contract_and_are_described():
             assert prop.get("description") or "$ref" in prop, name  # $ref siblings are ignored in 2.0
     for path in swagger2()["paths"].values():
         for operation in path.values():
-            assert operation["summary"] and operation["description"]
+            assert operation["summary"]
+            assert operation["description"]
 
 
 def test_connector_auth_matches_properties():
