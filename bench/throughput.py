@@ -50,9 +50,8 @@ def main() -> None:
             rows.append((workers, *asyncio.run(measure(stack, workers, args.count, args.concurrency))))
     base_replay, base_new = rows[0][1].rate, rows[0][2].rate
     print(f"concurrency {args.concurrency}; {args.count} replays and {args.count // 3} new keys per row")
-    print(
-        f"{'workers':>7} {'replays/s':>10} {'x 1 worker':>10} {'p99 ms':>8} {'new keys/s':>11} {'x 1 worker':>10} {'p99 ms':>8}"
-    )
+    columns = ("replays/s", "x 1 worker", "p99 ms", "new keys/s", "x 1 worker", "p99 ms")
+    print(f"{'workers':>7} " + " ".join(f"{c:>10}" for c in columns))
     for workers, replays, new in rows:
         print(
             f"{workers:>7} {replays.rate:>10.0f} {replays.rate / base_replay:>10.2f} {replays.p99:>8.1f}"
