@@ -81,8 +81,7 @@ async def _point_reads(stack: LocalStack, count: int) -> Run:
 
     connection = stack.gateway_env()["TABLES_CONNECTION_STRING"]
     async with TableClient.from_connection_string(connection, "meetingreservations") as table:
-        async for entity in table.list_entities(results_per_page=1):
-            break
+        entity = await anext(aiter(table.list_entities(results_per_page=1)))
         latencies = []
         started = time.perf_counter()
         for _ in range(count):
