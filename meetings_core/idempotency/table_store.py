@@ -96,7 +96,11 @@ class TableReservationStore:
     async def expired(
         self, completed_before: datetime, abandoned_before: datetime, page_size: int
     ) -> AsyncIterator[list[Reservation]]:
-        query = "(State eq 'completed' and ExpiresAt lt @now) or (State eq 'in_progress' and LeaseUntil lt @abandoned)"
+        # The SDK substitutes @names only where they stand alone between spaces.
+        query = (
+            "( State eq 'completed' and ExpiresAt lt @now ) or "
+            "( State eq 'in_progress' and LeaseUntil lt @abandoned )"
+        )
         pages = self._table.query_entities(
             query, parameters={"now": completed_before, "abandoned": abandoned_before}, results_per_page=page_size
         ).by_page()
