@@ -1,0 +1,100 @@
+"""Unit-level edge cases of the Graph client and token provider (respx; the main paths run over real HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+import respx
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import ClientAuthenticationError
+
+from meetings_core.errors import GatewayError
+from meetings_core.graph.client import GraphClient
+from meetings_core.graph.token import TokenProvider
+
+URL = "https://graph.test/v1.0/users/u/onlineMeetings/createOrGet"
+
+
+class FakeCredential:
+    def __init__(self, lifetime: float = 3600, fail: bool = False) -> None:
+        self.calls = 0
+        self.lifetime = lifetime
+        self.fail = fail
+
+    async def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        self.calls += 1
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise ClientAuthenticationError("identity endpoint said no")
+        return AccessToken(f"token-{self.calls}", int(time.time() + self.lifetime))
+
+
+def client(credential: FakeCredential | None = None, deadline: float = 5) -> GraphClient:
+    tokens = TokenProvider(credential or FakeCredential(), "scope")  # type: ignore[arg-type]
+    http = httpx.AsyncClient(base_url="https://graph.test")
+    return GraphClient(http, tokens, deadline_seconds=deadline, attempt_timeout_seconds=2)
+
+
+async def test_token_provider_single_flight_and_refresh_before_expiry():
+    credential = FakeCredential()
+    tokens = TokenProvider(credential, "scope")  # type: ignore[arg-type]
+    assert set(await asyncio.gather(*(tokens.get() for _ in range(10)))) == {"token-1"}
+    assert credential.calls == 1
+    soon = FakeCredential(lifetime=200)  # inside the 5-minute refresh margin: never reused
+    tokens = TokenProvider(soon, "scope")  # type: ignore[arg-type]
+    await tokens.get()
+    await tokens.get()
+    assert soon.calls == 2
+
+
+async def test_identity_failure_is_503_without_details():
+    with pytest.raises(GatewayError) as raised:
+        await TokenProvider(FakeCredential(fail=True), "scope").get()  # type: ignore[arg-type]
+    assert raised.value.status == 503
+    assert "Retry-After" in raised.value.headers
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("status", "content", "expected_status", "fragment"),
+    [
+        (401, b'{"error": {"code": "InvalidAuthenticationToken", "message": "bad"}}', 502, "gateway's own token"),
+        (500, b'{"error": {"code": "UnknownError", "message": "boom"}}', 502, "Graph failed with 500"),
+        (201, b"<html>not json</html>", 502, "not JSON"),
+        (409, b"not json at all", 409, "Graph answered 409"),
+        (400, b'{"error": {"code": "BadRequest", "message": "Invalid subject"}}', 400, "Invalid subject"),
+    ],
+)
+async def test_graph_answers_map_to_clear_errors(status: int, content: bytes, expected_status: int, fragment: str):
+    respx.post(URL).mock(return_value=httpx.Response(status, content=content))
+    with pytest.raises(GatewayError) as raised:
+        await client().create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert raised.value.status == expected_status
+    assert fragment in raised.value.message
+
+
+@respx.mock
+async def test_retry_after_http_date_is_honoured():
+    when = time.time() + 1.2
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(when))
+    route = respx.post(URL).mock(
+        side_effect=[httpx.Response(503, headers={"Retry-After": date}), httpx.Response(201, json={"id": "m"})]
+    )
+    started = time.monotonic()
+    result = await client().create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert result.status == 201
+    assert route.call_count == 2
+    assert time.monotonic() - started >= 0.2
+
+
+@respx.mock
+async def test_timeouts_exhaust_the_deadline_into_504():
+    respx.post(URL).mock(side_effect=httpx.ReadTimeout("slow"))
+    started = time.monotonic()
+    with pytest.raises(GatewayError) as raised:
+        await client(deadline=3).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert raised.value.status == 504
+    assert time.monotonic() - started < 3.5
