@@ -63,6 +63,17 @@ _MEETING = {
 }
 
 
+def _meeting_schema(openapi3: bool) -> dict[str, Any]:
+    """Graph may send null for any of these; 3.1 says so with a type list, 2.0 with x-nullable."""
+    schema = copy.deepcopy(_MEETING)
+    for prop in schema["properties"].values():
+        if openapi3:
+            prop["type"] = [prop["type"], "null"]
+        else:
+            prop["x-nullable"] = True
+    return schema
+
+
 def request_schemas(ref_prefix: str) -> dict[str, Any]:
     """The contract's JSON schemas (camelCase, as Graph spells them), one per model, with refs under `ref_prefix`."""
     schema = CreateOrGetBody.model_json_schema(by_alias=True, ref_template=ref_prefix + "{model}")
@@ -109,7 +120,7 @@ def openapi3() -> dict[str, Any]:
         for version, op in (("v1.0", "CreateOrGetMeeting"), ("beta", "CreateOrGetMeetingBeta"))
     }
     paths["/operations/{operationId}"] = {"get": _status_operation3(responses)}
-    schemas = request_schemas("#/components/schemas/") | {"OnlineMeeting": _MEETING, "ODataError": _ERROR}
+    schemas = request_schemas("#/components/schemas/") | {"OnlineMeeting": _meeting_schema(True), "ODataError": _ERROR}
     return {
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": __version__, "description": DESCRIPTION},
@@ -140,7 +151,7 @@ def _status_operation3(responses: dict[str, Any]) -> dict[str, Any]:
 def swagger2(host: str = "example.azurewebsites.net") -> dict[str, Any]:
     """Swagger 2.0 for the Power Platform custom connector (which requires OpenAPI 2.0)."""
     definitions = {name: _to_swagger2(schema) for name, schema in request_schemas("#/definitions/").items()}
-    definitions |= {"OnlineMeeting": _MEETING, "ODataError": _ERROR}
+    definitions |= {"OnlineMeeting": _meeting_schema(False), "ODataError": _ERROR}
     responses = {
         "201": {"description": "A new meeting was created.", "schema": {"$ref": "#/definitions/OnlineMeeting"}},
         "200": {"description": "The existing meeting.", "schema": {"$ref": "#/definitions/OnlineMeeting"}},

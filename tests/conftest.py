@@ -93,3 +93,10 @@ async def _fresh_emulators(request: pytest.FixtureRequest) -> None:
 def pytest_collection_modifyitems(items: list[Any]) -> None:
     # The log scan must see the whole suite's logs: run it last.
     items.sort(key=lambda item: Path(str(item.fspath)).name == "test_zz_no_secrets_in_logs.py")
+
+
+# Fuzzing budgets: bounded in the test command, long in `make fuzz-long`.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("default", max_examples=60)
+_hypothesis_settings.register_profile("long", max_examples=2000)

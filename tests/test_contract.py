@@ -81,6 +81,7 @@ async def test_each_problem_is_listed_in_details(client: httpx.AsyncClient):
         (b'{"externalId": "a", "externalId": "b"}', "application/json", 400, "twice"),
         (b'{"externalId": "a", "subject": NaN}', "application/json", 400, "NaN"),
         (b"\xff\xfe", "application/json", 400, "UTF-8"),
+        (b'{"externalId": "a", "@odata.type": 1e999}', "application/json", 400, "too large"),
         (b'{"externalId": "a"}', "text/plain", 415, "application/json"),
         (b'{"externalId": "a"}', "", 415, "application/json"),
         (json.dumps({"externalId": "a", "subject": "x" * 4000}).encode(), "application/json", 413, "larger"),

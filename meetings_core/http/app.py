@@ -146,8 +146,13 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
             "NotFound",
             "No such endpoint. The gateway serves POST /{v1.0|beta}/users/{userId}/onlineMeetings/createOrGet.",
         )
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        error = GatewayError(
+            405, "MethodNotAllowed", f"This endpoint accepts {allowed or 'other methods'}.", headers=exc.headers
+        )
     else:
-        error = GatewayError(exc.status_code, "BadRequest", str(exc.detail))
+        error = GatewayError(exc.status_code, "BadRequest", str(exc.detail), headers=exc.headers)
     return error_response(request, error)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -22,7 +23,7 @@ def parse_json(raw: bytes) -> Any:
         raise GatewayError(400, "BadRequest", "The request body is empty: send a JSON object with at least externalId.")
     try:
         text = raw.decode("utf-8")
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_float=_finite)
     except UnicodeDecodeError:
         raise GatewayError(400, "BadRequest", "The request body is not valid UTF-8.") from None
     except json.JSONDecodeError as exc:
@@ -72,6 +73,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise GatewayError(400, "BadRequest", f"The request body has the key '{key}' twice in one object.")
         result[key] = value
     return result
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise GatewayError(400, "BadRequest", f"The request body contains the number {text[:20]}, too large for JSON.")
+    return value
 
 
 def _no_constants(name: str) -> Any:

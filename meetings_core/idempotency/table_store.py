@@ -98,8 +98,7 @@ class TableReservationStore:
     ) -> AsyncIterator[list[Reservation]]:
         # The SDK substitutes @names only where they stand alone between spaces.
         query = (
-            "( State eq 'completed' and ExpiresAt lt @now ) or "
-            "( State eq 'in_progress' and LeaseUntil lt @abandoned )"
+            "( State eq 'completed' and ExpiresAt lt @now ) or ( State eq 'in_progress' and LeaseUntil lt @abandoned )"
         )
         pages = self._table.query_entities(
             query, parameters={"now": completed_before, "abandoned": abandoned_before}, results_per_page=page_size
