@@ -29,7 +29,7 @@ _ORGANIZER = {
     "x-ms-summary": "Organizer object ID",
     "x-ms-url-encoding": "single",
 }
-_ERROR = {
+_ERROR: dict[str, Any] = {
     "type": "object",
     "description": "Microsoft Graph's error envelope.",
     "properties": {
@@ -48,7 +48,7 @@ _ERROR = {
         }
     },
 }
-_MEETING = {
+_MEETING: dict[str, Any] = {
     "type": "object",
     "description": "The onlineMeeting as Graph returns it (id, joinWebUrl, subject, times, participants, ...).",
     "properties": {
