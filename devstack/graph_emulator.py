@@ -60,6 +60,7 @@ class GraphEmulator:
         app.router.add_post("/_emulator/config", self.config)
         app.router.add_post("/_emulator/reset", self.reset)
         app.router.add_get("/_emulator/stats", self.stats)
+        app.router.add_get("/_emulator/meetings", self.meeting_ids)
         return app
 
     async def create_or_get(self, request: web.Request) -> web.StreamResponse:
@@ -184,6 +185,10 @@ class GraphEmulator:
     async def reset(self, request: web.Request) -> web.Response:
         self._reset()
         return web.json_response(self.switches)
+
+    async def meeting_ids(self, request: web.Request) -> web.Response:
+        """The meeting id Graph holds for each "<organizer>|<externalId>"."""
+        return web.json_response({f"{user}|{external}": m["id"] for (user, external), m in self.meetings.items()})
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response(

@@ -64,6 +64,8 @@ class Process:
     popen: subprocess.Popen[bytes]
     log: Path
     port: int
+    # Azurite saves its data on SIGINT only; SIGTERM would drop writes it already acknowledged.
+    stop_signal: signal.Signals = signal.SIGTERM
 
     @property
     def url(self) -> str:
@@ -72,7 +74,7 @@ class Process:
     def stop(self, grace: float = 5.0) -> None:
         if self.popen.poll() is not None:
             return
-        _signal_group(self.popen.pid, signal.SIGTERM)
+        _signal_group(self.popen.pid, self.stop_signal)
         try:
             self.popen.wait(grace)
         except subprocess.TimeoutExpired:
@@ -125,7 +127,9 @@ def start_azurite(port: int, data_dir: Path, log_dir: Path) -> Process:
         "node", str(AZURITE_TABLE), "--tableHost", "127.0.0.1", "--tablePort", str(port),
         "--location", str(data_dir), "--disableTelemetry", "--skipApiVersionCheck", "--loose", "--silent",
     ]  # fmt: skip
-    return start("azurite", args, port, log_dir)
+    process = start("azurite", args, port, log_dir)
+    process.stop_signal = signal.SIGINT
+    return process
 
 
 def start_identity(port: int, identity_header: str, log_dir: Path) -> Process:
