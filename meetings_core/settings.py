@@ -22,7 +22,8 @@ class SettingsError(RuntimeError):
 class Settings(BaseSettings):
     """Every environment variable the gateway reads (names are the upper-cased field names)."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    # Empty variables count as unset, so a template can deploy every setting, optional ones blank.
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True)
 
     graph_base_url: str = "https://graph.microsoft.com"
     graph_api_version: Literal["v1.0", "beta"] = "v1.0"
