@@ -18,7 +18,7 @@ import httpx
 from devstack.stack import LocalStack
 
 from ._stack import create_path, running_stack
-from .latency import _graph_token
+from .latency import graph_token
 
 
 async def _burst(
@@ -44,7 +44,7 @@ async def measure(stack: LocalStack, keys: int, duplicates: int) -> list[tuple[s
     limits = httpx.Limits(max_connections=keys * duplicates)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         for name, urls, headers in (
-            ("straight to Graph", [stack.graph.url + create_path()], await _graph_token(stack)),
+            ("straight to Graph", [stack.graph.url + create_path()], await graph_token(stack)),
             ("through the gateway", [g.url + create_path() for g in gateways], {}),
         ):
             await client.post(f"{stack.graph.url}/_emulator/reset")

@@ -35,7 +35,7 @@ async def measure(stack: LocalStack, count: int) -> dict[str, Run]:
         stack.log_dir,
     )
     try:
-        token = await _graph_token(stack)
+        token = await graph_token(stack)
         key = {"externalId": f"bench-replay-{uuid.uuid4()}", **BODY}
         async with httpx.AsyncClient() as client:
             for gateway in (cached, uncached):  # create the replayed key; warm connections and tokens
@@ -66,7 +66,7 @@ def _new() -> dict[str, str]:
     return {"externalId": f"bench-{uuid.uuid4()}", **BODY}
 
 
-async def _graph_token(stack: LocalStack) -> dict[str, str]:
+async def graph_token(stack: LocalStack) -> dict[str, str]:
     async with httpx.AsyncClient() as client:
         response = await client.get(
             f"{stack.identity.url}/msi/token",

@@ -172,13 +172,13 @@ def report(
     tally: Tally, injected: collections.Counter[str], meetings: dict[str, str], stats: Any, stuck: int, unsettled: int
 ) -> int:
     duplicated = {k: n for k, n in stats["creates_by_key"].items() if n != 1}
-    wrong = [
-        external
-        for external, ids in tally.answered.items()
-        if ids != {meetings.get(f"{ORGANIZER}|{external}")}
-    ]
+    wrong = [external for external, ids in tally.answered.items() if ids != {meetings.get(f"{ORGANIZER}|{external}")}]
     print("\nfaults injected:", dict(injected))
-    print("answers:", dict(sorted(tally.statuses.items())), f"connection errors (killed worker): {tally.connection_errors}")
+    print(
+        "answers:",
+        dict(sorted(tally.statuses.items())),
+        f"connection errors (killed worker): {tally.connection_errors}",
+    )
     print(f"keys: {len(tally.bodies)}; meetings at Graph: {len(meetings)}; Graph creates: {stats['creates']}")
     checks = {
         "every key has exactly one meeting": not duplicated and len(meetings) == len(tally.bodies),
