@@ -134,16 +134,19 @@ class Soak:
         """After the faults: wait out the leases, then ask for every key once more (takeover recovers)."""
         await self.client.post(f"{self.stack.graph.url}/_emulator/config", json={"faults": [], "drop_connections": 0})
         await asyncio.sleep(float(GATEWAY_ENV["RESERVATION_LEASE_SECONDS"]) + 1)
-        failures = 0
-        for body in self.tally.bodies.values():
-            for _ in range(5):
-                response = await self.send(body)
-                if response is not None and response.status_code in (200, 201):
-                    break
-                await asyncio.sleep(1)
-            else:
-                failures += 1
-        return failures
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def settle_one(body: dict[str, Any]) -> bool:
+            async with gate:
+                for _ in range(5):
+                    response = await self.send(body)
+                    if response is not None and response.status_code in (200, 201):
+                        return True
+                    await asyncio.sleep(1)
+            return False
+
+        answered = await asyncio.gather(*(settle_one(b) for b in self.tally.bodies.values()))
+        return answered.count(False)
 
 
 async def in_progress_records(stack: LocalStack) -> int:
