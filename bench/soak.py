@@ -161,8 +161,9 @@ async def run(seconds: float, concurrency: int) -> int:
         soak = Soak(stack, gateways, concurrency)
         until = time.monotonic() + seconds
         print(f"soak: {seconds:.0f} s, {concurrency} concurrent callers, 2 gateway processes", flush=True)
-        results = await asyncio.gather(soak.faults(until), *(soak.traffic(until) for _ in range(concurrency)))
-        injected = results[0]
+        faults = asyncio.create_task(soak.faults(until))
+        await asyncio.gather(*(soak.traffic(until) for _ in range(concurrency)))
+        injected = await faults
         unsettled = await soak.settle()
         meetings = (await soak.client.get(f"{stack.graph.url}/_emulator/meetings")).json()
         stats = (await soak.client.get(f"{stack.graph.url}/_emulator/stats")).json()
