@@ -171,3 +171,20 @@ async def test_health_reports_each_part(stack: Stack, stack_factory):
     assert unhealthy.status_code == 503
     assert unhealthy.json()["checks"]["tableStorage"].startswith("failed")
     assert unhealthy.json()["checks"]["tokenEndpoint"] == "ok"
+
+
+async def test_a_hanging_token_endpoint_is_cut_at_the_deadline(stack_factory):
+    # The attempt's bound covers the token too, so an owner never calls Graph after its lease ends.
+    env = {"GRAPH_DEADLINE_SECONDS": "1", "GRAPH_ATTEMPT_TIMEOUT_SECONDS": "1", "RESERVATION_LEASE_SECONDS": "6"}
+    stack = await stack_factory(workers=1, env=env)
+    await stack.identity_config(latency_ms=4000)
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(create_url(stack.gateway), json=body_for())
+    elapsed = time.monotonic() - started
+    await stack.identity_config(latency_ms=0)
+    assert response.status_code == 504
+    assert "retry-after" in response.headers
+    assert elapsed < 3
+    await asyncio.sleep(3.5)  # the emulator would now answer the abandoned token request
+    assert (await stack.graph_stats())["calls"] == 0

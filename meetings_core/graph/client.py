@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -88,7 +89,7 @@ class GraphClient:
                     response = await self._send(path, content, client_request_id, deadline, attempt.num)
         except _Transient as exc:
             raise _exhausted(exc.response.status_code, exc.retry_after) from None
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             raise _exhausted(504, None) from None
         except httpx.TransportError:
             raise _exhausted(503, None) from None
@@ -97,22 +98,27 @@ class GraphClient:
     async def _send(
         self, path: str, content: bytes, client_request_id: str, deadline: float, attempt: int
     ) -> httpx.Response:
-        token = await self._tokens.get()
-        timeout = max(0.1, min(self._attempt_timeout, deadline - time.monotonic()))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the Graph deadline has passed")
         started = time.monotonic()
-        with tracer.start_as_current_span("graph createOrGet") as span:
-            span.set_attribute("graph.attempt", attempt)
-            response = await self._http.post(
-                path,
-                content=content,
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "Content-Type": "application/json",
-                    "client-request-id": client_request_id,
-                },
-                timeout=timeout,
-            )
-            span.set_attribute("http.response.status_code", response.status_code)
+        # An absolute bound on the whole attempt (token, connect, send, slow-drip read): with the deadline
+        # inside the reservation's lease, no request of ours is in flight once the lease ends.
+        async with asyncio.timeout(remaining):
+            token = await self._tokens.get()
+            with tracer.start_as_current_span("graph createOrGet") as span:
+                span.set_attribute("graph.attempt", attempt)
+                response = await self._http.post(
+                    path,
+                    content=content,
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "Content-Type": "application/json",
+                        "client-request-id": client_request_id,
+                    },
+                    timeout=min(self._attempt_timeout, remaining),
+                )
+                span.set_attribute("http.response.status_code", response.status_code)
         log.info(
             "graph createOrGet answered",
             extra={
@@ -129,7 +135,7 @@ class GraphClient:
 
     def _backoff(self, exc: Exception, deadline: float) -> bool | float:
         """Stamina hook: the wait before the next attempt, or False when the deadline forbids one."""
-        if not isinstance(exc, _Transient | httpx.TransportError):
+        if not isinstance(exc, _Transient | httpx.TransportError | TimeoutError):
             return False
         remaining = deadline - time.monotonic()
         wait = exc.retry_after if isinstance(exc, _Transient) else None
