@@ -107,7 +107,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(deadline=None, suppress_health_check=list(HealthCheck))  # examples: the active profile
 def test_openapi_conformance(case: Any) -> None:
     response = case.call(timeout=30)
     # Schema-valid bodies may still be refused on purpose: a reused externalId (422), an end before the
