@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import sys
 from typing import Any
@@ -96,8 +97,9 @@ def _describe_field(name: str) -> str:
     }.get(name, f"The {name} property, as in Microsoft Graph.")
 
 
+@functools.cache
 def openapi3() -> dict[str, Any]:
-    """OpenAPI 3.1 description of the gateway."""
+    """OpenAPI 3.1 description of the gateway (built once; do not mutate the result)."""
     responses = {
         "201": _resp("A new meeting was created.", "#/components/schemas/OnlineMeeting"),
         "200": _resp("The existing meeting for this external ID.", "#/components/schemas/OnlineMeeting"),
