@@ -19,7 +19,3 @@ class CompletedCache:
     def put(self, record: Reservation) -> None:
         if self._entries is not None and record.state is State.COMPLETED:
             self._entries[record.key.digest] = record
-
-    def discard(self, digest: str) -> None:
-        if self._entries is not None:
-            self._entries.pop(digest, None)
