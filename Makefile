@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 7071
+WORKERS ?= 2
 
 .PHONY: run gateway test lint venv azurite bench soak fuzz-long clean
 
@@ -11,7 +13,7 @@ run: venv azurite
 
 # Only the gateway, configured purely by the environment (see README "Settings").
 gateway: venv
-	$(BIN)/python -m uvicorn meetings_core.http.app:create_app --factory --host 127.0.0.1 --port 7071 --workers 2
+	$(BIN)/python -m uvicorn meetings_core.http.app:create_app --factory --host 127.0.0.1 --port $(PORT) --workers $(WORKERS)
 
 test: venv azurite lint
 	$(BIN)/pytest
