@@ -188,3 +188,30 @@ async def test_a_hanging_token_endpoint_is_cut_at_the_deadline(stack_factory):
     assert elapsed < 3
     await asyncio.sleep(3.5)  # the emulator would now answer the abandoned token request
     assert (await stack.graph_stats())["calls"] == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"startDateTime": None, "endDateTime": "2026-03-01T10:00:00Z"}, "without startDateTime"),
+        ({"endDateTime": "2026-03-01T08:00:00Z"}, "earlier than startDateTime"),
+        ({"startDateTime": "2026-03-01T09:00:00"}, "UTC offset or Z"),
+        ({"subjekt": "x"}, "Unknown field 'subjekt'"),
+    ],
+)
+async def test_documented_rules_over_http_never_reach_graph(stack: Stack, change: dict[str, object], fragment: str):
+    body = {k: v for k, v in {**body_for(), **change}.items() if v is not None}
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(create_url(stack.gateway), json=body)
+    assert response.status_code == 400
+    assert fragment in response.json()["error"]["message"]
+    assert (await stack.graph_stats())["calls"] == 0
+
+
+async def test_graph_defaults_apply_to_what_the_caller_left_out(stack: Stack):
+    body = {"externalId": f"defaults-{uuid.uuid4()}", "startDateTime": "2026-03-01T09:00:00Z"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(create_url(stack.gateway), json=body)
+    assert response.status_code == 201
+    assert response.json()["endDateTime"] == "2026-03-01T10:00:00Z"
+    assert (await stack.graph_stats())["last_request"]["body"] == body  # forwarded as sent, no defaults added
