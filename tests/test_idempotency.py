@@ -166,3 +166,16 @@ async def test_externalids_with_forbidden_key_characters_work(stack: Stack):
             again = await client.post(create_url(stack.gateway), json=body)
             assert (first.status_code, again.status_code) == (201, 200), first.text
             assert first.json()["externalId"] == external_id
+
+
+async def test_return_existing_mode_answers_the_stored_meeting_for_a_changed_payload(stack_factory):
+    stack = await stack_factory(workers=1, env={"ON_PAYLOAD_MISMATCH": "return-existing"})
+    body = body_for(subject="first")
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(create_url(stack.gateway), json=body)
+        changed = await client.post(create_url(stack.gateway), json={**body, "subject": "second"})
+    assert created.status_code == 201
+    assert changed.status_code == 200
+    assert changed.json()["id"] == created.json()["id"]
+    assert changed.json()["subject"] == "first"
+    assert (await stack.graph_stats())["calls"] == 1
