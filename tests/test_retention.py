@@ -82,3 +82,21 @@ async def test_cli_shows_lists_and_releases_a_stuck_reservation(stack: Stack):
     bad = cli(stack, "show", "not-a-guid", "x")
     assert bad.returncode == 2
     assert "GUID" in bad.stderr
+
+
+async def test_store_maps_missing_records_and_tables_to_its_own_errors(stack: Stack):
+    from meetings_core.idempotency.store import ReservationChanged, StoreUnavailable
+
+    store = TableReservationStore(TableClient.from_connection_string(stack.tables, "meetingreservations"))
+    await store.create_table()
+    gone = await store.insert(record(State.COMPLETED, expires_at=NOW))
+    await store.delete(gone)
+    # Deleted meanwhile (by the purge or an operator). A second delete is silent on Azurite (Azure answers
+    # 404, which the store maps the same way), so the replace shows the mapping here.
+    with pytest.raises(ReservationChanged):
+        await store.replace(gone)
+    await store.close()
+    missing = TableReservationStore(TableClient.from_connection_string(stack.tables, "nosuchtable"))
+    with pytest.raises(StoreUnavailable):
+        await missing.insert(record(State.IN_PROGRESS, lease_until=NOW))
+    await missing.close()

@@ -54,6 +54,8 @@ class TableReservationStore:
             meta = await self._call(self._table.create_entity(_to_entity(record)))
         except ResourceExistsError:
             raise ReservationExists(record.key) from None
+        except ResourceNotFoundError:
+            raise StoreUnavailable(f"the table {self._table.table_name} does not exist") from None
         return _with_etag(record, meta)
 
     async def get(self, key: ReservationKey) -> Reservation | None:
@@ -90,7 +92,7 @@ class TableReservationStore:
                     match_condition=MatchConditions.IfNotModified,
                 )
             )
-        except ResourceModifiedError:
+        except (ResourceModifiedError, ResourceNotFoundError):
             raise ReservationChanged(record.key) from None
 
     async def expired(
