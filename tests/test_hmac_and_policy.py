@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meetings_core.auth.caller import Caller
+from meetings_core.auth.entra import EntraVerifier, JwksCache
 from meetings_core.auth.hmac_signature import HmacVerifier, sign
 from meetings_core.auth.policy import CallerPolicy, CallerRule
 from meetings_core.errors import GatewayError
@@ -35,6 +39,8 @@ def test_valid_signature_names_the_partner(verifier: HmacVerifier):
         ("acme", sign("s3cret-acme", BODY, int(time.time()) - 900), "outside the accepted window"),
         ("acme", sign("s3cret-acme", BODY, int(time.time()) + 900), "outside the accepted window"),
         ("nobody", sign("s3cret-acme", BODY, int(time.time())), "not valid"),
+        ("acme", f"t={int(time.time())},v1=\u00e9\u00e9", "not valid"),
+        ("acme", "t=" + "9" * 400 + ",v1=ab", "must look like"),
     ],
 )
 def test_bad_or_stale_signatures_are_401(verifier: HmacVerifier, partner, signature, fragment):
@@ -68,3 +74,23 @@ def test_policy_denies_by_default_and_limits_organizers_and_versions():
         assert raised.value.status == 403
     assert policy.may_read_others(Caller("hmac:acme", "hmac"))
     assert not policy.may_read_others(Caller("entra:app1", "entra"))
+
+
+@settings(deadline=None, max_examples=200)
+@given(partner=st.text(max_size=20), signature=st.text(max_size=80), body=st.binary(max_size=50))
+def test_any_signature_header_is_a_clean_401(partner: str, signature: str, body: bytes):
+    verifier = HmacVerifier({"acme": "s3cret-acme"}, tolerance_seconds=300)
+    with pytest.raises(GatewayError) as raised:
+        verifier.verify(partner or None, signature or None, body)
+    assert raised.value.status == 401
+
+
+@settings(deadline=None, max_examples=100)
+@given(authorization=st.text(max_size=120) | st.just("Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.e30.c2ln"))
+async def test_any_authorization_header_is_a_clean_401(authorization: str):
+    async with httpx.AsyncClient() as http:
+        jwks = JwksCache(http, "http://127.0.0.1:9/keys")  # nothing listens: no key is ever known
+        entra = EntraVerifier(jwks, tenant_id="t", audiences=["api://x"], authority="http://127.0.0.1:9")
+        with pytest.raises(GatewayError) as raised:
+            await entra.verify(authorization)
+    assert raised.value.status == 401

@@ -41,7 +41,7 @@ class HmacVerifier:
             raise unauthorized("The signature timestamp is outside the accepted window; sign the request anew.")
         # Compare against a dummy for unknown partners too, so timing does not reveal which partners exist.
         expected = sign(secret or "unknown-partner", body, timestamp).split("v1=", 1)[1]
-        if not hmac.compare_digest(expected, digest) or secret is None:
+        if not hmac.compare_digest(expected.encode(), digest.encode()) or secret is None:
             raise unauthorized("The request signature is not valid for this partner.")
         return Caller(f"hmac:{partner}", "hmac")
 
@@ -49,4 +49,5 @@ class HmacVerifier:
 def _parse(header: str) -> tuple[int | None, str | None]:
     parts = dict(item.strip().split("=", 1) for item in header.split(",") if "=" in item)
     stamp, digest = parts.get("t", ""), parts.get("v1")
-    return (int(stamp) if stamp.isdigit() else None), digest
+    # Unix seconds have 10 digits until 2286; longer values are refused before any arithmetic.
+    return (int(stamp) if stamp.isdigit() and len(stamp) <= 12 else None), digest
