@@ -27,17 +27,23 @@ class JwksCache:
         self._http = http
         self._url = url
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched = 0.0
+        self._fetched: float | None = None  # monotonic time of the last fetch attempt
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
-        if kid not in self._keys or time.monotonic() - self._fetched > _MAX_KEYS_AGE_SECONDS:
+        if kid not in self._keys or self._age() > _MAX_KEYS_AGE_SECONDS:
             async with self._lock:
-                if kid not in self._keys and time.monotonic() - self._fetched > _MIN_REFRESH_SECONDS:
+                if (
+                    kid not in self._keys and self._age() > _MIN_REFRESH_SECONDS
+                ) or self._age() > _MAX_KEYS_AGE_SECONDS:
                     await self._refresh()
         return self._keys.get(kid)
 
+    def _age(self) -> float:
+        return float("inf") if self._fetched is None else time.monotonic() - self._fetched
+
     async def _refresh(self) -> None:
+        self._fetched = time.monotonic()  # failures count too, so a dead endpoint is not hammered
         try:
             response = await self._http.get(self._url, timeout=5.0)
             response.raise_for_status()
@@ -46,7 +52,6 @@ class JwksCache:
             log.warning("JWKS refresh failed: %s", type(exc).__name__)
             return
         self._keys = {str(k.key_id): k for k in keys if k.key_id}
-        self._fetched = time.monotonic()
 
 
 class EntraVerifier:
