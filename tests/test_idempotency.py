@@ -179,3 +179,11 @@ async def test_return_existing_mode_answers_the_stored_meeting_for_a_changed_pay
     assert changed.json()["id"] == created.json()["id"]
     assert changed.json()["subject"] == "first"
     assert (await stack.graph_stats())["calls"] == 1
+
+
+@pytest.mark.parametrize("operation_id", ["nope", "a/b", "x#y", "0" * 63, "%3F", "A" * 64])
+async def test_unknown_or_malformed_operation_ids_are_404(stack: Stack, operation_id: str):
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.get(f"{stack.gateway}/operations/{operation_id}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "NotFound"

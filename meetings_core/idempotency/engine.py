@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +32,7 @@ log = logging.getLogger("meetings_core.idempotency")
 _LEASE_SAFETY_SECONDS = 2.0
 _POLL_FIRST_SECONDS = 0.05
 _POLL_MAX_SECONDS = 1.0
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def utcnow() -> datetime:
@@ -100,7 +102,8 @@ class IdempotencyEngine:
         """The status URL of the asynchronous pattern: 202 while in progress, then the final result."""
         record = self._cache.get(digest)
         try:
-            record = record or await self._store.get_by_digest(digest)
+            if record is None and _DIGEST.fullmatch(digest):
+                record = await self._store.get_by_digest(digest)
         except StoreUnavailable as exc:
             raise _storage_down(exc) from None
         if record is None:
