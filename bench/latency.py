@@ -17,7 +17,7 @@ import uuid
 import httpx
 from azure.data.tables.aio import TableClient
 
-from devstack.stack import LocalStack, free_port, start
+from devstack.stack import LocalStack, free_port, graph_bearer, start
 
 from ._stack import create_path, running_stack
 from .driver import Run, drive
@@ -67,13 +67,7 @@ def _new() -> dict[str, str]:
 
 
 async def graph_token(stack: LocalStack) -> dict[str, str]:
-    async with httpx.AsyncClient() as client:
-        response = await client.get(
-            f"{stack.identity.url}/msi/token",
-            params={"api-version": "2019-08-01", "resource": "https://graph.microsoft.com"},
-            headers={"X-IDENTITY-HEADER": stack.identity_header},
-        )
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return await graph_bearer(stack.identity.url, stack.identity_header)
 
 
 async def _point_reads(stack: LocalStack, count: int) -> Run:

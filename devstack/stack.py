@@ -48,6 +48,20 @@ def tables_connection_string(port: int) -> str:
     )
 
 
+async def graph_bearer(identity_url: str, identity_header: str) -> dict[str, str]:
+    """An Authorization header for the Graph emulator, from the identity emulator, as the gateway gets one."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(
+            f"{identity_url}/msi/token",
+            params={"api-version": "2019-08-01", "resource": "https://graph.microsoft.com"},
+            headers={"X-IDENTITY-HEADER": identity_header},
+        )
+        response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 def ensure_azurite() -> None:
     """Install the pinned Azurite from package-lock.json into node_modules/ if it is not there."""
     if AZURITE_TABLE.exists():

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from azure.data.tables.aio import TableClient
 
-from devstack.stack import free_port, tables_connection_string
+from devstack.stack import free_port, graph_bearer, tables_connection_string
 from meetings_core.idempotency.keys import ReservationKey
 from meetings_core.idempotency.records import Reservation
 from meetings_core.idempotency.table_store import TableReservationStore
@@ -75,13 +75,7 @@ class Stack:
 
     async def graph_auth(self) -> dict[str, str]:
         """A managed-identity token for Graph from the identity emulator, to call the Graph emulator directly."""
-        async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.get(
-                f"{self.identity}/msi/token",
-                params={"api-version": "2019-08-01", "resource": "https://graph.microsoft.com"},
-                headers={"X-IDENTITY-HEADER": self.identity_header},
-            )
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return await graph_bearer(self.identity, self.identity_header)
 
     async def issue_token(self, claims: dict[str, Any]) -> str:
         return str((await self._call("POST", f"{self.identity}/_emulator/tokens", claims))["access_token"])
