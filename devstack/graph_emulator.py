@@ -3,7 +3,9 @@
 Implements the documented contract (defaults, validation errors, 201 new / 200 existing, bearer-token
 check against the identity emulator's JWKS) with switches for latency, 429/503 faults with Retry-After,
 dropped connections, organizers without an access policy, and a non-atomic mode that creates duplicates
-under concurrent calls, as an unserialized createOrGet can.
+under concurrent calls, as an unserialized createOrGet can. Like any real backend, a createOrGet that has
+started finishes even when its client gives up (a timeout or a dropped connection): with latency, that is
+the slow mode in which a client's timeout is an unknown outcome.
 
     python -m devstack.graph_emulator --port 7073 --jwks-url http://127.0.0.1:7072/<tenant>/discovery/v2.0/keys
 
@@ -99,7 +101,8 @@ class GraphEmulator:
             )
         if user_id in self.switches["unknown_organizers"]:
             return _graph_error(request, 404, "NotFound", f"User '{user_id}' was not found.")
-        return await self._create_or_get(request, version, user_id, body, start, end)
+        # Shielded: a client that disconnects does not stop a create that has started.
+        return await asyncio.shield(self._create_or_get(request, version, user_id, body, start, end))
 
     async def _create_or_get(
         self, request: web.Request, version: str, user_id: str, body: dict[str, Any], start: datetime, end: datetime

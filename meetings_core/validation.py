@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails
 
 from .contract import CreateOrGetBody
 from .errors import GatewayError
-from .fingerprint import fingerprint
+from .fingerprint import canonical_json, fingerprint, legacy_fingerprint
 
 API_VERSIONS = ("v1.0", "beta")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -29,10 +29,16 @@ class CreateOrGetCall:
     body: dict[str, Any]
     model: CreateOrGetBody
     fingerprint: str
+    legacy_fingerprint: str
 
     @property
     def external_id(self) -> str:
         return self.model.external_id
+
+    @property
+    def fingerprints(self) -> tuple[str, str]:
+        """Every fingerprint a stored record of this same request may carry (current, then legacy)."""
+        return (self.fingerprint, self.legacy_fingerprint)
 
 
 def validate_organizer_id(user_id: str) -> str:
@@ -51,6 +57,7 @@ def validate_call(api_version: str, organizer_id: str, body: Any) -> CreateOrGet
     """Validate the body for a canonical organizer id; raise `GatewayError(400)` listing every problem."""
     if not isinstance(body, dict):
         raise GatewayError(400, "BadRequest", 'The request body must be a JSON object such as {"externalId": "..."}.')
+    _check_encodable(body)
     try:
         model = CreateOrGetBody.model_validate(body)
     except ValidationError as exc:
@@ -65,7 +72,20 @@ def validate_call(api_version: str, organizer_id: str, body: Any) -> CreateOrGet
                     f"participants.{name} exists only on the beta API: call /beta/... or move "
                     "these people to participants.attendees with a role.",
                 )
-    return CreateOrGetCall(api_version, organizer_id, body, model, fingerprint(body))
+    return CreateOrGetCall(api_version, organizer_id, body, model, fingerprint(model), legacy_fingerprint(body))
+
+
+def _check_encodable(body: dict[str, Any]) -> None:
+    # JSON may escape a lone UTF-16 surrogate ("\udfff"), which no UTF-8 text (Graph's, our store's) can hold.
+    try:
+        canonical_json(body)
+    except UnicodeEncodeError as exc:
+        raise GatewayError(
+            400,
+            "BadRequest",
+            "The request body contains an unpaired UTF-16 surrogate escape (such as \\udfff), which is not "
+            "valid Unicode text: send well-formed characters.",
+        ) from exc
 
 
 def _bad_request(errors: list[ErrorDetails]) -> GatewayError:

@@ -110,11 +110,13 @@ async def operation_status(request: Request) -> Response:
 
 
 def _context(request: Request, caller: Caller) -> RequestContext:
+    policy: CallerPolicy = request.app.state.policy
     return RequestContext(
         caller=caller.id,
         client_request_id=request.state.client_request_id,
         respond_async="respond-async" in request.headers.get("prefer", "").lower(),
-        read_others=request.app.state.policy.may_read_others(caller),
+        read_others=policy.may_read_others(caller),
+        allows=lambda organizer_id, api_version: policy.allows(caller, organizer_id, api_version),
     )
 
 
