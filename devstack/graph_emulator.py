@@ -30,6 +30,8 @@ GRAPH_AUDIENCE = "https://graph.microsoft.com"
 GRAPH_ROLE = "OnlineMeetings.ReadWrite.All"
 _SWITCHES: dict[str, Any] = {
     "latency_ms": 0,
+    # How many createOrGet calls from now get the latency (None: all), as in a short Graph slowdown.
+    "slow_calls": None,
     "non_atomic": False,
     "faults": [],
     "drop_connections": 0,
@@ -108,19 +110,19 @@ class GraphEmulator:
         self, request: web.Request, version: str, user_id: str, body: dict[str, Any], start: datetime, end: datetime
     ) -> web.Response:
         key = (user_id, str(body["externalId"]))
-        latency = self.switches["latency_ms"] / 1000
+        latency = self._latency()
         if self.switches["non_atomic"]:
             # Check, then act, with time in between: concurrent callers all see "absent" and all create.
             existing = self.meetings.get(key)
             await asyncio.sleep(latency)
             if existing is not None:
-                return _meeting_response(request, 200, existing)
+                return _meeting_response(request, 200, _in_version(existing, version))
             return self._create(request, version, key, body, start, end)
         async with self.locks[key]:
             existing = self.meetings.get(key)
             await asyncio.sleep(latency)
             if existing is not None:
-                return _meeting_response(request, 200, existing)
+                return _meeting_response(request, 200, _in_version(existing, version))
             return self._create(request, version, key, body, start, end)
 
     def _create(
@@ -136,6 +138,14 @@ class GraphEmulator:
         self.meetings[key] = meeting
         self.creates[f"{key[0]}|{key[1]}"] += 1
         return _meeting_response(request, 201, meeting)
+
+    def _latency(self) -> float:
+        slow_calls = self.switches["slow_calls"]
+        if slow_calls is not None:
+            if slow_calls <= 0:
+                return 0.0
+            self.switches["slow_calls"] = slow_calls - 1
+        return float(self.switches["latency_ms"]) / 1000
 
     def _next_fault(self) -> dict[str, Any] | None:
         for fault in self.switches["faults"]:
@@ -239,7 +249,7 @@ def _meeting(version: str, organizer: str, body: dict[str, Any], start: datetime
         for a in participants.get("attendees") or []
     ]
     return {
-        "@odata.context": f"https://graph.microsoft.com/{version}/$metadata#users('{organizer}')/onlineMeetings/$entity",
+        "@odata.context": _context(version, organizer),
         "id": meeting_id,
         "creationDateTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "startDateTime": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
@@ -273,6 +283,16 @@ def _meeting(version: str, organizer: str, body: dict[str, Any], start: datetime
             "replyChainMessageId": None,
         },
     }
+
+
+def _context(version: str, organizer: str) -> str:
+    return f"https://graph.microsoft.com/{version}/$metadata#users('{organizer}')/onlineMeetings/$entity"
+
+
+def _in_version(meeting: dict[str, Any], version: str) -> dict[str, Any]:
+    """An existing meeting as the asked-for API version serializes it."""
+    organizer = meeting["participants"]["organizer"]["identity"]["user"]["id"]
+    return {**meeting, "@odata.context": _context(version, organizer)}
 
 
 def _headers(request: web.Request) -> dict[str, str]:
