@@ -133,3 +133,12 @@ async def test_connect_failures_until_the_deadline_are_a_definite_503():
     assert "No meeting was created" in raised.value.message
     assert route.call_count >= 2
     assert time.monotonic() - started < 6.5
+
+
+@respx.mock
+async def test_a_body_that_cannot_be_decoded_is_an_unknown_outcome():
+    garbage = httpx.Response(201, stream=httpx.ByteStream(b"not gzip"), headers={"Content-Encoding": "gzip"})
+    route = respx.post(URL).mock(return_value=garbage)
+    with pytest.raises(OutcomeUnknown):
+        await client().create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert route.call_count == 1

@@ -181,12 +181,14 @@ var gatewaySettings = {
   GRAPH_API_VERSION: 'v1.0'
   GRAPH_SCOPE: 'https://graph.microsoft.com/.default'
   GRAPH_DEADLINE_SECONDS: '30'
-  GRAPH_ATTEMPT_TIMEOUT_SECONDS: '15'
+  GRAPH_GRACE_SECONDS: '15'
   TABLES_ENDPOINT: storage.properties.primaryEndpoints.table
   TABLE_NAME: tableName
+  STORE_TIMEOUT_SECONDS: '5'
   AZURE_CLIENT_ID: identity.properties.clientId
   RESERVATION_LEASE_SECONDS: '45'
-  DUPLICATE_WAIT_SECONDS: '20'
+  DUPLICATE_WAIT_SECONDS: '50'
+  IN_PROGRESS_ANSWER: 'retry'
   RETENTION_DAYS: '30'
   ON_PAYLOAD_MISMATCH: 'reject'
   REPLAY_CACHE_SIZE: '10000'
