@@ -71,4 +71,3 @@ output GATEWAY_IDENTITY_CLIENT_ID string = resources.outputs.identityClientId
 output GATEWAY_IDENTITY_PRINCIPAL_ID string = resources.outputs.identityPrincipalId
 output AZURE_STORAGE_ACCOUNT_NAME string = resources.outputs.storageAccountName
 output AZURE_KEY_VAULT_NAME string = resources.outputs.keyVaultName
-output PARTNER_SECRETS_SECRET_NAME string = resources.outputs.partnerSecretsSecretName

@@ -37,11 +37,10 @@ param maximumInstanceCount int
 @description('Name of the reservations table.')
 param tableName string = 'meetingreservations'
 
-@description('Name of the Key Vault secret holding PARTNER_SECRETS (a JSON object {"partner": "secret"}).')
-param partnerSecretsSecretName string = 'partner-secrets'
-
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var deploymentContainer = 'deployments'
+// The Key Vault entry holding PARTNER_SECRETS, a JSON object {"partner": "secret"} that the operator writes.
+var partnerSecretsEntry = 'partner-secrets'
 var usesHmac = contains(split(replace(callerAuth, ' ', ''), ','), 'hmac')
 // Built-in role definition ids (least privilege for each need).
 var roles = {
@@ -243,7 +242,7 @@ var ownedGatewaySettings = {
   ENTRA_TENANT_ID: entraTenantId
   ENTRA_AUDIENCE: entraAudience
   CALLER_POLICY: empty(callerPolicy) ? '' : string(callerPolicy) // empty counts as unset (env_ignore_empty)
-  PARTNER_SECRETS: usesHmac ? '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${partnerSecretsSecretName})' : ''
+  PARTNER_SECRETS: usesHmac ? '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${partnerSecretsEntry})' : ''
 }
 
 // Defaults the Functions host itself must see: it resolves %PURGE_SCHEDULE% in the timer binding, not the code.
@@ -352,4 +351,3 @@ output identityClientId string = identity.properties.clientId
 output identityPrincipalId string = identity.properties.principalId
 output storageAccountName string = storage.name
 output keyVaultName string = vault.name
-output partnerSecretsSecretName string = partnerSecretsSecretName
