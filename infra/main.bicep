@@ -10,7 +10,7 @@ param environmentName string
 @description('Azure region of every resource. The region must offer Flex Consumption.')
 param location string
 
-@description('Object id of the deploying user or principal: gets blob access for azd deploy. Empty to skip.')
+@description('Object id of the deploying user or principal: blob upload for azd deploy, the reservations table for the operator CLI, writing partner secrets. Empty to skip.')
 param principalId string = ''
 
 @description('Assign the Graph application permission OnlineMeetings.ReadWrite.All to the identity during provisioning. Needs a deployer with Privileged Role Administrator (or Global Administrator) in Entra ID; off by default so that a subscription owner without Entra rights can deploy, and an administrator runs scripts/grant-graph-permission.sh once instead (docs/DEPLOY.md).')
