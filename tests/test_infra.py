@@ -159,10 +159,19 @@ def test_loop_rule_rejects_a_loop_over_a_variable_built_from_resource_properties
 
 @pytest.mark.parametrize(
     "iterable",
-    ["storage.properties.primaryEndpoints", "storage::blobs.id", "listKeys(storage.id, '2023-05-01').keys", "hosts"],
+    [
+        "storage.properties.primaryEndpoints",
+        "storage::blobs.id",
+        "listKeys(storage.id, '2023-05-01').keys",
+        "reference(storage.id).primaryEndpoints",
+        "roles.outputs.names",
+        "hosts",
+        "union(hosts, [])",
+    ],
 )
 def test_loop_rule_rejects_each_kind_of_deployment_time_value(iterable: str):
     snippet = BAD_LOOP.split("var allSettings")[0] + "var hosts = [identity.properties.principalId]\n"
+    snippet += "module roles 'roles.bicep' = {\n  name: 'roles'\n}\n"
     snippet += f"var copies = [for x in {iterable}: x]\n"
     assert len(rules.deployment_time_loops(snippet)) == 1
 
