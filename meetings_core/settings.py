@@ -135,3 +135,11 @@ def load_settings() -> Settings:
 def get_settings() -> Settings:
     """The worker's settings, read once."""
     return load_settings()
+
+
+if __name__ == "__main__":
+    # `make gateway` checks first: uvicorn's workers would print a traceback each for a bad setting, then hang.
+    try:
+        load_settings()
+    except SettingsError as exc:
+        raise SystemExit(str(exc)) from None

@@ -21,7 +21,7 @@ from ..idempotency.engine import RequestContext
 from ..logs import configure_logging
 from ..openapi import openapi3
 from ..services import ServiceHolder, Services
-from ..settings import Settings, SettingsError, get_settings
+from ..settings import Settings, get_settings
 from ..telemetry import configure_telemetry, count_request, tracer
 from ..validation import API_VERSIONS, validate_call, validate_organizer_id
 from .body import parse_json, read_body
@@ -33,11 +33,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the app; settings default to the environment's, validated now so a bad one stops start-up."""
-    try:
-        settings = settings or get_settings()
-    except SettingsError as exc:
-        raise SystemExit(str(exc)) from None
+    """Build the app; settings default to the environment's, validated now: a bad one raises `SettingsError`."""
+    # An exception, not SystemExit: the Functions host reports it, with the setting's name, when indexing fails.
+    settings = settings or get_settings()
     configure_logging(settings.log_level)
     configure_telemetry(settings)
     holder = ServiceHolder(settings)
