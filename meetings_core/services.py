@@ -17,6 +17,7 @@ from .auth.hmac_signature import HmacVerifier
 from .graph.client import GraphClient
 from .graph.token import TokenProvider
 from .idempotency.cache import CompletedCache
+from .http.status_url import StatusUrlKey, StatusUrlSigner
 from .idempotency.engine import EngineConfig, IdempotencyEngine
 from .idempotency.table_store import TableReservationStore
 from .settings import Settings
@@ -32,8 +33,11 @@ class Services:
     engine: IdempotencyEngine
     authenticator: Authenticator
     auth_http: httpx.AsyncClient
+    status_urls: StatusUrlSigner
+    status_key: StatusUrlKey
 
     async def close(self) -> None:
+        await self.status_key.close()
         await self.store.close()
         await self.http.aclose()
         await self.auth_http.aclose()
@@ -73,12 +77,29 @@ async def build_services(settings: Settings) -> Services:
         duplicate_wait_seconds=settings.duplicate_wait_seconds,
         retention=timedelta(days=settings.retention_days),
         return_existing_on_mismatch=settings.on_payload_mismatch == "return-existing",
+        in_progress_answer=settings.in_progress_answer,
     )
     engine = IdempotencyEngine(store, graph, config, CompletedCache(settings.replay_cache_size))
     auth_http = httpx.AsyncClient(timeout=5.0)
+    status_key = _status_url_key(settings, credential)
     return Services(
-        settings, credential, http, tokens, store, engine, build_authenticator(settings, auth_http), auth_http
+        settings,
+        credential,
+        http,
+        tokens,
+        store,
+        engine,
+        build_authenticator(settings, auth_http),
+        auth_http,
+        StatusUrlSigner(status_key, settings.status_url_ttl_seconds),
+        status_key,
     )
+
+
+def _status_url_key(settings: Settings, credential: AsyncTokenCredential) -> StatusUrlKey:
+    if settings.status_url_key is not None:
+        return StatusUrlKey(None, settings.status_url_key.get_secret_value().encode())
+    return StatusUrlKey(table_client(settings, credential))
 
 
 def build_authenticator(settings: Settings, http: httpx.AsyncClient) -> Authenticator:

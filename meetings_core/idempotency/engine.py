@@ -64,6 +64,9 @@ class EngineConfig:
     duplicate_wait_seconds: float
     retention: timedelta
     return_existing_on_mismatch: bool = False
+    # "retry": 503 + Retry-After, which Power Automate, the Graph SDKs and webhook senders retry by default;
+    # "conflict": 409, the IETF idempotency-key answer.
+    in_progress_answer: str = "retry"
 
 
 class IdempotencyEngine:
@@ -107,12 +110,7 @@ class IdempotencyEngine:
         except StoreUnavailable as exc:
             raise _storage_down(exc) from None
         if record is None:
-            raise GatewayError(
-                404,
-                "NotFound",
-                "No such operation. It may have failed (the original request got the error) or expired; "
-                "send the createOrGet request again.",
-            )
+            raise operation_not_found()
         _check_caller(record, ctx)
         if record.state is State.COMPLETED:
             return Outcome(record.status or 200, record.body or b"{}")
@@ -220,7 +218,7 @@ class IdempotencyEngine:
         if ctx.respond_async:
             return self._accepted(record)
         raise GatewayError(
-            409,
+            409 if self._config.in_progress_answer == "conflict" else 503,
             "RequestInProgress",
             "Another request with this externalId for this organizer is still being processed. Send the "
             "same request again after the Retry-After delay to get its meeting, or send "
@@ -248,6 +246,16 @@ def _check_caller(record: Reservation, ctx: RequestContext) -> None:
             "Forbidden",
             "This externalId for this organizer belongs to another caller; use your own externalId.",
         )
+
+
+def operation_not_found() -> GatewayError:
+    """The one answer for an unknown, expired or not-yours operation id (and a bad status URL signature)."""
+    return GatewayError(
+        404,
+        "NotFound",
+        "No such operation. It may have failed (the original request got the error) or expired; "
+        "send the createOrGet request again.",
+    )
 
 
 def _owner() -> str:
