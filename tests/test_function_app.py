@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 
@@ -39,3 +40,64 @@ def test_host_json_mirrors_graph_paths():
     with open(Path(__file__).parent.parent / "host.json") as f:
         host = json.load(f)
     assert host["extensions"]["http"]["routePrefix"] == ""
+
+
+def test_status_polls_have_an_anonymous_route_that_the_gateway_restricts_to_signed_urls(function_app):
+    functions = {f.get_function_name(): json.loads(f.get_function_json()) for f in function_app.app.get_functions()}
+    trigger = next(b for b in functions["signed_status_poll"]["bindings"] if b["type"] == "httpTrigger")
+    assert trigger["authLevel"].lower() == "anonymous"
+    assert trigger["route"] == "operations/{operation_id}"
+    assert [m.lower() for m in trigger["methods"]] == ["get"]
+
+
+def test_without_function_keys_no_second_route_is_needed(monkeypatch):
+    monkeypatch.setenv("TABLES_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("CALLER_AUTH", "hmac")
+    monkeypatch.setenv("PARTNER_SECRETS", '{"acme": "a-long-enough-partner-secret-0001"}')
+    monkeypatch.setenv("CALLER_POLICY", '{"hmac:acme": {"organizers": ["*"]}}')
+    sys.modules.pop("function_app", None)
+    from meetings_core.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        module = importlib.import_module("function_app")
+        names = {f.get_function_name() for f in module.app.get_functions()}
+    finally:
+        sys.modules.pop("function_app", None)
+        get_settings.cache_clear()
+    assert "signed_status_poll" not in names
+
+
+@pytest.mark.integration
+async def test_the_anonymous_route_serves_signed_polls_only(local_stack, monkeypatch):
+    for name, value in local_stack.gateway_env().items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop("function_app", None)
+    from meetings_core.idempotency.keys import ReservationKey
+    from meetings_core.settings import get_settings
+    from tests.stackutil import ORGANIZER, body_for, create_url
+
+    get_settings.cache_clear()
+    module = importlib.import_module("function_app")
+    try:
+        body = body_for()
+        keyed = httpx.ASGITransport(app=module.asgi)  # behind the host's key check
+        anonymous = httpx.ASGITransport(app=module._signed_only)  # no key checked by the host
+        async with httpx.AsyncClient(transport=keyed, base_url="http://gw") as client:
+            created = await client.post(create_url(""), json=body)
+        assert created.status_code == 201
+        services = await module.asgi.state.services.get()
+        digest = ReservationKey(ORGANIZER.lower(), body["externalId"]).digest
+        signed = await services.status_urls.path(digest, "function-key")
+        async with httpx.AsyncClient(transport=anonymous, base_url="http://gw") as client:
+            polled = await client.get(signed)
+            unsigned = await client.get(f"/operations/{digest}")
+            forged = await client.get(signed[:-2] + ("AA" if not signed.endswith("AA") else "BB"))
+        assert polled.status_code == 201
+        assert polled.json()["id"] == created.json()["id"]
+        assert unsigned.status_code == 401
+        assert forged.status_code == 404
+    finally:
+        await module.asgi.state.services.close()
+        sys.modules.pop("function_app", None)
+        get_settings.cache_clear()

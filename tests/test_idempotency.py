@@ -67,8 +67,9 @@ async def test_changed_payload_gets_422(stack: Stack):
     assert "different request body" in changed.json()["error"]["message"]
 
 
-async def test_in_flight_duplicate_gets_409_or_202_and_the_status_url_resolves(stack_factory):
-    stack = await stack_factory(workers=1, env={"DUPLICATE_WAIT_SECONDS": "0.3"})
+@pytest.mark.parametrize(("answer", "status"), [("retry", 503), ("conflict", 409)])
+async def test_in_flight_duplicate_gets_503_409_or_202_and_the_status_url_resolves(stack_factory, answer, status):
+    stack = await stack_factory(workers=1, env={"DUPLICATE_WAIT_SECONDS": "0.3", "IN_PROGRESS_ANSWER": answer})
     await stack.graph_config(latency_ms=2500)
     body = body_for()
     async with httpx.AsyncClient(timeout=30) as client:
@@ -76,7 +77,7 @@ async def test_in_flight_duplicate_gets_409_or_202_and_the_status_url_resolves(s
         await asyncio.sleep(0.8)
         conflict = await client.post(create_url(stack.gateway), json=body)
         accepted = await client.post(create_url(stack.gateway), json=body, headers={"Prefer": "respond-async"})
-        assert conflict.status_code == 409
+        assert conflict.status_code == status
         assert conflict.json()["error"]["code"] == "RequestInProgress"
         assert int(conflict.headers["retry-after"]) >= 1
         assert accepted.status_code == 202
