@@ -28,13 +28,14 @@ if _uses_keys:
     # The host demands a key on every FUNCTION-level route, and the HTTP action's Location poll sends none.
     # The literal `operations/{id}` route outranks the catch-all `{*route}` in the host's routing, so status
     # polls land here, anonymous to the host; the gateway then accepts only a valid signed status URL.
-    _signed_polls = func.AsgiMiddleware(_signed_only)
+    _signed_polls = func.AsgiMiddleware(_signed_only)  # type: ignore[no-untyped-call]  # untyped upstream
 
     @app.function_name("signed_status_poll")
     @app.route(route="operations/{operation_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
     async def signed_status_poll(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         """GET /operations/{id}: a signed status URL poll, without a function key."""
-        return await _signed_polls.handle_async(req, context)
+        response: func.HttpResponse = await _signed_polls.handle_async(req, context)
+        return response
 
 
 @app.timer_trigger(schedule="%PURGE_SCHEDULE%", arg_name="timer", run_on_startup=False)

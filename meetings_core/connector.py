@@ -166,7 +166,9 @@ def api_properties(
             {
                 "templateId": "dynamichosturl",
                 "title": "Gateway host from the connection",
-                "parameters": {"x-ms-apimTemplateParameter.urlTemplate": f"https://@connectionParameters('{HOST_PARAMETER}')"},
+                "parameters": {
+                    "x-ms-apimTemplateParameter.urlTemplate": f"https://@connectionParameters('{HOST_PARAMETER}')"
+                },
             }
         ]
     )

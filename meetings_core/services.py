@@ -16,8 +16,8 @@ from .auth.entra import EntraVerifier, JwksCache
 from .auth.hmac_signature import HmacVerifier
 from .graph.client import GraphClient
 from .graph.token import TokenProvider
-from .idempotency.cache import CompletedCache
 from .http.status_url import StatusUrlKey, StatusUrlSigner
+from .idempotency.cache import CompletedCache
 from .idempotency.engine import EngineConfig, IdempotencyEngine
 from .idempotency.table_store import TableReservationStore
 from .settings import Settings

@@ -86,7 +86,9 @@ def all_fields() -> list[tuple[str, dict[str, Any]]]:
         for operation in methods.values():
             fields += [(f"{operation['operationId']}.{p['name']}", p) for p in operation["parameters"]]
             for status, response in operation["responses"].items():
-                fields += [(f"{operation['operationId']}.{status}.{h}", v) for h, v in response.get("headers", {}).items()]
+                fields += [
+                    (f"{operation['operationId']}.{status}.{h}", v) for h, v in response.get("headers", {}).items()
+                ]
     return fields
 
 
@@ -96,7 +98,8 @@ def test_every_input_and_output_field_has_a_title_case_summary_and_a_description
     for where, field in fields:
         assert field.get("description"), where
         summary = field.get("x-ms-summary", "")
-        assert summary and all(TITLE_WORD.fullmatch(word) for word in summary.split()), (where, summary)
+        assert summary, where
+        assert all(TITLE_WORD.fullmatch(word) for word in summary.split()), (where, summary)
         assert "$ref" not in field or where.endswith(".body"), where  # x-ms-* beside $ref would be dropped
     assert title_case("joinMeetingIdSettings") == "Join Meeting ID Settings"
     assert title_case("dialinUrl") == "Dial-In URL"
@@ -111,14 +114,16 @@ def test_visibility_puts_the_everyday_fields_first_and_identities_under_advanced
     assert attendee["identity"]["x-ms-visibility"] == "advanced"
     assert "x-ms-visibility" not in attendee["upn"]
     identities = [p for w, p in walk_fields(attendee["identity"])]
-    assert identities and all(p.get("x-ms-visibility") == "advanced" for p in identities if p.get("type") == "object")
+    assert identities
+    assert all(p.get("x-ms-visibility") == "advanced" for p in identities if p.get("type") == "object")
 
 
 def test_v1_and_beta_have_their_own_operations_and_bodies():
     document = swagger2()
     v1 = document["paths"]["/v1.0/users/{userId}/onlineMeetings/createOrGet"]["post"]
     beta = document["paths"]["/beta/users/{userId}/onlineMeetings/createOrGet"]["post"]
-    assert v1["x-ms-visibility"] == "important" and "x-ms-api-annotation" not in v1
+    assert v1["x-ms-visibility"] == "important"
+    assert "x-ms-api-annotation" not in v1
     assert beta["x-ms-visibility"] == "advanced"
     assert beta["x-ms-api-annotation"] == {"status": "Preview"}
     v1_participants = document["definitions"]["CreateOrGetBody"]["properties"]["participants"]["properties"]
@@ -134,8 +139,10 @@ def test_create_operations_send_prefer_respond_async_hidden_and_declare_202():
     for path in ("/v1.0/users/{userId}/onlineMeetings/createOrGet", "/beta/users/{userId}/onlineMeetings/createOrGet"):
         operation = swagger2()["paths"][path]["post"]
         prefer = next(p for p in operation["parameters"] if p["name"] == "Prefer")
-        assert prefer["in"] == "header" and prefer["x-ms-visibility"] == "internal"
-        assert prefer["required"] is True and prefer["default"] == "respond-async"
+        assert prefer["in"] == "header"
+        assert prefer["x-ms-visibility"] == "internal"
+        assert prefer["required"] is True
+        assert prefer["default"] == "respond-async"
         assert set(operation["responses"]["202"]["headers"]) == {"Location", "Retry-After"}
     status = swagger2()["paths"]["/operations/{operationId}"]["get"]
     assert {"200", "202"} <= set(status["responses"])
@@ -148,8 +155,12 @@ def test_the_connector_model_sends_prefer_and_refuses_undeclared_fields():
     assert request.headers["Prefer"] == "respond-async"
     assert request.headers["x-functions-key"] == "local-development-key"
     with pytest.raises(ValueError, match="contributors"):
-        action.build("CreateOrGetMeeting", {"userId": "u", "body": {"externalId": "x", "participants": {"contributors": []}}})
-    beta = action.build("CreateOrGetMeetingBeta", {"userId": "u", "body": {"externalId": "x", "participants": {"contributors": []}}})
+        action.build(
+            "CreateOrGetMeeting", {"userId": "u", "body": {"externalId": "x", "participants": {"contributors": []}}}
+        )
+    beta = action.build(
+        "CreateOrGetMeetingBeta", {"userId": "u", "body": {"externalId": "x", "participants": {"contributors": []}}}
+    )
     assert beta.url == "https://gw.example/beta/users/u/onlineMeetings/createOrGet"
 
 
@@ -162,7 +173,8 @@ def test_outputs_type_what_flows_use():
 
 
 def test_the_host_comes_from_the_connection_or_the_host_flag_never_a_working_placeholder():
-    assert swagger2()["host"] == UNSET_HOST and UNSET_HOST.endswith(".invalid")  # RFC 6761: never resolves
+    assert swagger2()["host"] == UNSET_HOST
+    assert UNSET_HOST.endswith(".invalid")
     policies = api_properties()["properties"]["policyTemplateInstances"]
     assert policies[0]["templateId"] == "dynamichosturl"
     assert "@connectionParameters('hostName')" in policies[0]["parameters"]["x-ms-apimTemplateParameter.urlTemplate"]
@@ -182,9 +194,12 @@ def test_connections_are_function_key_or_entra_id():
     assert token["type"] == "oauthSetting"
     assert token["oAuthSettings"]["identityProvider"] == "aad"
     assert token["oAuthSettings"]["clientId"] == ENTRA_CLIENT_ID_UNSET
-    assert api_properties(entra_client_id="c1")["properties"]["connectionParameterSets"]["values"][1]["parameters"][
-        "token"
-    ]["oAuthSettings"]["clientId"] == "c1"
+    assert (
+        api_properties(entra_client_id="c1")["properties"]["connectionParameterSets"]["values"][1]["parameters"][
+            "token"
+        ]["oAuthSettings"]["clientId"]
+        == "c1"
+    )
     for parameters in options.values():  # multi-auth: every auth parameter must be required
         assert all(p["uiDefinition"]["constraints"]["required"] == "true" for p in parameters.values())
 
@@ -202,6 +217,8 @@ def test_icon_is_a_valid_230_pixel_png_and_the_readme_exists():
         offset += 12 + length
     width, height, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
     assert (width, height) == (230, 230)
-    assert len(zlib.decompress(chunks[b"IDAT"])) == height * (1 + width * 3) and (depth, color) == (8, 2)
+    assert len(zlib.decompress(chunks[b"IDAT"])) == height * (1 + width * 3)
+    assert (depth, color) == (8, 2)
     readme = (CONNECTOR / "README.md").read_text()
-    assert "paconn create" in readme and "pac connector create" in readme
+    assert "paconn create" in readme
+    assert "pac connector create" in readme

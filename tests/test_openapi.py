@@ -9,6 +9,7 @@ from meetings_core.http.app import create_app
 from meetings_core.openapi import openapi3
 from meetings_core.settings import Settings
 
+
 async def test_openapi_json_is_served_and_valid():
     app = create_app(Settings(tables_connection_string="UseDevelopmentStorage=true"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
