@@ -29,8 +29,8 @@ from .result import RunResult
 class _Recording(httpx.AsyncBaseTransport):
     """Below the SDK's middleware: sees every attempt the retry handler makes."""
 
-    def __init__(self, seen: list[int]) -> None:
-        self._inner = httpx.AsyncHTTPTransport()
+    def __init__(self, seen: list[int], inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self._inner = inner or httpx.AsyncHTTPTransport()
         self._seen = seen
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -42,10 +42,16 @@ class _Recording(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-async def run(gateway: str, organizer: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> RunResult:
+async def run(
+    gateway: str,
+    organizer: str,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> RunResult:
     """createOrGet through `GraphServiceClient` pointed at the gateway (the way SDK callers adopt it)."""
     seen: list[int] = []
-    http = httpx.AsyncClient(transport=_Recording(seen), headers=headers or {}, timeout=120)
+    http = httpx.AsyncClient(transport=_Recording(seen, transport), headers=headers or {}, timeout=120)
     http = GraphClientFactory.create_with_default_middleware(client=http)
     adapter = GraphRequestAdapter(AnonymousAuthenticationProvider(), client=http)
     adapter.base_url = f"{gateway}/v1.0"
