@@ -15,6 +15,7 @@ RESOURCES = INFRA / "modules" / "resources.bicep"
 NOT_DEPLOYED = {
     "TABLES_CONNECTION_STRING": "Azurite only; Azure uses TABLES_ENDPOINT with the managed identity",
     "PARTNER_SECRETS": "a secret: the operator adds it as a Key Vault reference (docs/DEPLOY.md)",
+    "STATUS_URL_KEY": "optional secret: unset, the gateway makes and shares a random key in its table",
 }
 # Settings for the Functions host itself, not read by the gateway's code.
 HOST_SETTINGS = {
