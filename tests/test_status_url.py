@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -143,7 +144,13 @@ async def test_a_signed_location_is_polled_without_credentials_and_forgeries_loo
         unknown = await client.get(f"{stack.gateway}/operations/{'f' * 64}", headers=auth)
         forged = await client.get(f"{stack.gateway}/operations/{operation}?" + urlsplit(location).query[:-2] + "AA")
         moved = await client.get(f"{stack.gateway}/operations/{'f' * 64}?" + urlsplit(location).query)
-    for refused in (forged, moved):
+        async with TableClient.from_connection_string(stack.tables, "meetingreservations") as table:
+            key = _unb64((await table.get_entity("gateway", "status-url-key"))["Key"])
+        late = StatusUrlSigner(StatusUrlKey(None, key), 10, clock=lambda: time.time() - 60)
+        expired = await client.get(stack.gateway + await late.path(operation, "entra:app-a"))
+        fresh = StatusUrlSigner(StatusUrlKey(None, key), 10)  # control: the same key, in time, is accepted
+        assert (await client.get(stack.gateway + await fresh.path(operation, "entra:app-a"))).status_code == 201
+    for refused in (forged, moved, expired):
         assert refused.status_code == unknown.status_code == 404
         assert refused.json()["error"]["code"] == unknown.json()["error"]["code"]
         assert refused.json()["error"]["message"] == unknown.json()["error"]["message"]
