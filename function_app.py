@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 
 import azure.functions as func
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meetings_core.http.app import SIGNED_STATUS_ONLY, create_app
 from meetings_core.idempotency.purge import purge
@@ -14,9 +14,8 @@ from meetings_core.idempotency.purge import purge
 asgi = create_app()
 # With function keys the host checks x-functions-key/code; the other modes are checked by the gateway itself.
 _uses_keys = "function-key" in asgi.state.settings.auth_modes
-app = func.AsgiFunctionApp(
-    app=asgi, http_auth_level=func.AuthLevel.FUNCTION if _uses_keys else func.AuthLevel.ANONYMOUS
-)
+_level = func.AuthLevel.FUNCTION if _uses_keys else func.AuthLevel.ANONYMOUS
+app = func.FunctionApp(http_auth_level=_level)
 
 
 async def _signed_only(scope: Scope, receive: Receive, send: Send) -> None:
@@ -24,18 +23,30 @@ async def _signed_only(scope: Scope, receive: Receive, send: Send) -> None:
     await asgi({**scope, "state": {**scope.get("state", {}), SIGNED_STATUS_ONLY: True}}, receive, send)
 
 
-if _uses_keys:
-    # The host demands a key on every FUNCTION-level route, and the HTTP action's Location poll sends none.
-    # The literal `operations/{id}` route outranks the catch-all `{*route}` in the host's routing, so status
-    # polls land here, anonymous to the host; the gateway then accepts only a valid signed status URL.
-    _signed_polls = func.AsgiMiddleware(_signed_only)  # type: ignore[no-untyped-call]  # untyped upstream
+def _serve(name: str, route: str, methods: list[str], level: func.AuthLevel, target: ASGIApp) -> None:
+    """Register an HTTP function that hands its requests to an ASGI app (what AsgiFunctionApp does once)."""
+    middleware = func.AsgiMiddleware(target)  # type: ignore[no-untyped-call]  # untyped upstream
 
-    @app.function_name("signed_status_poll")
-    @app.route(route="operations/{operation_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-    async def signed_status_poll(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-        """GET /operations/{id}: a signed status URL poll, without a function key."""
-        response: func.HttpResponse = await _signed_polls.handle_async(req, context)
+    async def handler(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        response: func.HttpResponse = await middleware.handle_async(req, context)
         return response
+
+    app.function_name(name)(app.http_type("asgi")(app.route(route=route, methods=methods, auth_level=level)(handler)))
+
+
+_ALL = [method.value for method in func.HttpMethod]
+if not _uses_keys:
+    _serve("http_app_func", "/{*route}", _ALL, _level, asgi)
+else:
+    # The host demands a key on every FUNCTION-level route, and the HTTP action's Location poll sends none,
+    # so GET /operations/{id} is an anonymous function that the gateway restricts to signed status URLs.
+    # The host tries routes in registration order (it does not rank literal over catch-all segments), so
+    # no two routes may match one request: the catch-all takes every method but GET, and each GET path
+    # has its own function.
+    _serve("http_app_func", "/{*route}", [m for m in _ALL if m != "GET"], _level, asgi)
+    _serve("http_get_health", "health", ["GET"], _level, asgi)
+    _serve("http_get_openapi", "openapi.json", ["GET"], _level, asgi)
+    _serve("signed_status_poll", "operations/{operation_id}", ["GET"], func.AuthLevel.ANONYMOUS, _signed_only)
 
 
 @app.timer_trigger(schedule="%PURGE_SCHEDULE%", arg_name="timer", run_on_startup=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -42,12 +43,45 @@ def test_host_json_mirrors_graph_paths():
     assert host["extensions"]["http"]["routePrefix"] == ""
 
 
-def test_status_polls_have_an_anonymous_route_that_the_gateway_restricts_to_signed_urls(function_app):
-    functions = {f.get_function_name(): json.loads(f.get_function_json()) for f in function_app.app.get_functions()}
-    trigger = next(b for b in functions["signed_status_poll"]["bindings"] if b["type"] == "httpTrigger")
-    assert trigger["authLevel"].lower() == "anonymous"
-    assert trigger["route"] == "operations/{operation_id}"
-    assert [m.lower() for m in trigger["methods"]] == ["get"]
+def http_routes(module) -> dict[str, dict]:
+    routes = {}
+    for function in module.app.get_functions():
+        bindings = json.loads(function.get_function_json())["bindings"]
+        trigger = next((b for b in bindings if b["type"] == "httpTrigger"), None)
+        if trigger is not None:
+            routes[function.get_function_name()] = trigger
+    return routes
+
+
+def matches(template: str, path: str) -> bool:
+    """The host's route template matching, for literal, {name} and {*catchall} segments."""
+    pattern = "".join(
+        "/.*" if part.startswith("{*") else "/[^/]+" if part.startswith("{") else "/" + re.escape(part)
+        for part in template.strip("/").split("/")
+    )
+    return re.fullmatch(pattern, path) is not None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "function", "level"),
+    [
+        ("GET", "/operations/" + "a" * 64, "signed_status_poll", "anonymous"),
+        ("GET", "/health", "http_get_health", "function"),
+        ("GET", "/openapi.json", "http_get_openapi", "function"),
+        ("POST", "/v1.0/users/u/onlineMeetings/createOrGet", "http_app_func", "function"),
+        ("POST", "/operations/x", "http_app_func", "function"),
+    ],
+)
+def test_each_request_matches_exactly_one_function(function_app, method, path, function, level):
+    # The host tries routes in registration order, so an overlap would make the winner arbitrary.
+    routes = http_routes(function_app)
+    matching = [
+        name
+        for name, trigger in routes.items()
+        if method in [m.upper() for m in trigger["methods"]] and matches(trigger["route"], path)
+    ]
+    assert matching == [function]
+    assert routes[function]["authLevel"].lower() == level
 
 
 def test_without_function_keys_no_second_route_is_needed(monkeypatch):
