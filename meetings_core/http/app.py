@@ -34,6 +34,8 @@ from .status_url import has_signature
 log = logging.getLogger("meetings_core.http")
 Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
+# Set in the ASGI scope by the Functions host's anonymous status route (function_app.py), never by a client.
+SIGNED_STATUS_ONLY = "signed_status_only"
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -111,7 +113,7 @@ async def operation_status(request: Request) -> Response:
     services: Services = await request.app.state.services.get()
     operation_id = request.path_params["operation_id"]
     if has_signature(request.query_params):
-        caller_id = await _status_key_call(services.status_urls.verify(operation_id, request.query_params))
+        caller_id = await _with_status_key(services.status_urls.verify(operation_id, request.query_params))
         if caller_id is None:  # forged, expired or for another operation: the same answer as an unknown id
             raise operation_not_found()
         caller = Caller(caller_id, "status-url")
@@ -123,21 +125,18 @@ async def operation_status(request: Request) -> Response:
     return await _answer(request, services, outcome, caller)
 
 
-# Set in the ASGI scope by the Functions host's anonymous status route (function_app.py), never by a client.
-SIGNED_STATUS_ONLY = "signed_status_only"
-
-
 async def _answer(request: Request, services: Services, outcome: Outcome, caller: Caller) -> Response:
     """The outcome as a response; a status Location becomes a signed URL for this caller."""
     headers = dict(outcome.headers)
     location = headers.get("Location", "")
     if location.startswith("/operations/"):
         operation_id = location.removeprefix("/operations/").partition("?")[0]
-        headers["Location"] = await _status_key_call(services.status_urls.path(operation_id, caller.id))
+        headers["Location"] = await _with_status_key(services.status_urls.path(operation_id, caller.id))
     return json_response(request, outcome.status, outcome.body, headers)
 
 
-async def _status_key_call(pending: Awaitable[T]) -> T:
+async def _with_status_key(pending: Awaitable[T]) -> T:
+    """Signing needs the server key, read once from the table: an unreachable table is a 503."""
     try:
         return await pending
     except StoreUnavailable as exc:
