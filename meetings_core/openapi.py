@@ -1,8 +1,7 @@
-"""The gateway's API description, generated from the pydantic contract: OpenAPI 3 and Swagger 2.0.
+"""The gateway's API description, generated from the pydantic contract (OpenAPI 3).
 
-`GET /openapi.json` serves the OpenAPI 3 document; the Power Platform custom connector
-(`connector/apiDefinition.swagger.json`) is the Swagger 2.0 rendering, regenerated with
-`python -m meetings_core.openapi --swagger2 > connector/apiDefinition.swagger.json`.
+`GET /openapi.json` serves the OpenAPI 3 document; the Power Platform custom connector's Swagger 2.0
+rendering and apiProperties come from `meetings_core.connector` (`python -m meetings_core.connector`).
 """
 
 from __future__ import annotations
@@ -103,7 +102,18 @@ def openapi3() -> dict[str, Any]:
     responses = {
         "201": _resp("A new meeting was created.", "#/components/schemas/OnlineMeeting"),
         "200": _resp("The existing meeting for this external ID.", "#/components/schemas/OnlineMeeting"),
-        "202": {"description": "Still being created (with Prefer: respond-async): poll the Location URL."},
+        "202": {
+            "description": "Still being created (with Prefer: respond-async): poll the signed Location URL.",
+            "headers": {
+                "Location": {"description": "The signed status URL.", "schema": {"type": "string"}},
+                "Retry-After": {"description": "Seconds to wait before polling.", "schema": {"type": "integer"}},
+            },
+        },
+        "503": _resp(
+            "RequestInProgress (another call with this externalId is running) or a dependency is down: "
+            "send the same request again after Retry-After.",
+            "#/components/schemas/ODataError",
+        ),
         "default": _resp("An error, in Graph's envelope.", "#/components/schemas/ODataError"),
     }
     create = {
@@ -150,91 +160,16 @@ def _status_operation3(responses: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def swagger2(host: str = "example.azurewebsites.net") -> dict[str, Any]:
-    """Swagger 2.0 for the Power Platform custom connector (which requires OpenAPI 2.0)."""
-    definitions = {name: _to_swagger2(schema) for name, schema in request_schemas("#/definitions/").items()}
-    definitions |= {"OnlineMeeting": _meeting_schema(False), "ODataError": _ERROR}
-    responses = {
-        "201": {"description": "A new meeting was created.", "schema": {"$ref": "#/definitions/OnlineMeeting"}},
-        "200": {"description": "The existing meeting.", "schema": {"$ref": "#/definitions/OnlineMeeting"}},
-        "default": {"description": "An error, in Graph's envelope.", "schema": {"$ref": "#/definitions/ODataError"}},
-    }
-    create = {
-        "operationId": "CreateOrGetMeeting",
-        "summary": "Create or get a Teams meeting",
-        "description": DESCRIPTION,
-        "x-ms-visibility": "important",
-        "parameters": [
-            {**_ORGANIZER, "type": "string", "format": "uuid"},
-            {
-                "name": "body",
-                "in": "body",
-                "required": True,
-                "description": "The meeting to create or get.",
-                "schema": {"$ref": "#/definitions/CreateOrGetBody"},
-            },
-        ],
-        "responses": responses,
-    }
-    status = {
-        "operationId": "GetMeetingOperation",
-        "summary": "Get the status of a meeting being created",
-        "description": "Polled by the flow when the gateway answers 202; returns the meeting when done.",
-        "x-ms-visibility": "internal",
-        "parameters": [
-            {
-                "name": "operationId",
-                "in": "path",
-                "required": True,
-                "type": "string",
-                "description": "The operation id from the Location header.",
-                "x-ms-summary": "Operation ID",
-            }
-        ],
-        "responses": responses | {"202": {"description": "Still in progress; poll again after Retry-After."}},
-    }
-    return {
-        "swagger": "2.0",
-        "info": {"title": TITLE, "version": __version__, "description": DESCRIPTION},
-        "host": host,
-        "basePath": "/",
-        "schemes": ["https"],
-        "consumes": ["application/json"],
-        "produces": ["application/json"],
-        "paths": {
-            "/v1.0/users/{userId}/onlineMeetings/createOrGet": {"post": create},
-            "/operations/{operationId}": {"get": status},
-        },
-        "definitions": definitions,
-        "securityDefinitions": {"api_key": {"type": "apiKey", "in": "header", "name": "x-functions-key"}},
-        "security": [{"api_key": []}],
-    }
-
-
-def _to_swagger2(schema: Any) -> Any:
-    """Rewrite JSON Schema constructs Swagger 2.0 lacks: Optional's anyOf-with-null, `const`, titles."""
-    if isinstance(schema, list):
-        return [_to_swagger2(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    schema = copy.deepcopy(schema)
-    options = schema.pop("anyOf", None)
-    if options is not None:
-        concrete = [o for o in options if o.get("type") != "null"]
-        merged = concrete[0] if len(concrete) == 1 else {"type": "object"}
-        schema = {**merged, **schema, "x-nullable": True}
-    schema.pop("title", None)
-    schema.pop("default", None)
-    if "$ref" in schema and len(schema) > 1:
-        schema = {"$ref": schema["$ref"]}  # Swagger 2.0 ignores siblings of $ref
-    return {key: _to_swagger2(value) for key, value in schema.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="Print the gateway's API description.")
     parser.add_argument("--swagger2", action="store_true", help="Swagger 2.0 for the custom connector")
     args = parser.parse_args()
-    document = swagger2() if args.swagger2 else openapi3()
+    if args.swagger2:
+        from .connector import swagger2  # the connector module builds on this one
+
+        document = swagger2()
+    else:
+        document = openapi3()
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

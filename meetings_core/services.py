@@ -17,6 +17,7 @@ from .auth.entra import EntraVerifier, JwksCache
 from .auth.hmac_signature import HmacVerifier
 from .graph.client import GraphClient
 from .graph.token import TokenProvider
+from .http.status_url import StatusUrlKey, StatusUrlSigner
 from .idempotency.cache import CompletedCache
 from .idempotency.engine import EngineConfig, IdempotencyEngine
 from .idempotency.table_store import TableReservationStore
@@ -33,8 +34,11 @@ class Services:
     engine: IdempotencyEngine
     authenticator: Authenticator
     auth_http: httpx.AsyncClient
+    status_urls: StatusUrlSigner
+    status_key: StatusUrlKey
 
     async def close(self) -> None:
+        await self.status_key.close()
         await self.store.close()
         await self.http.aclose()
         await self.auth_http.aclose()
@@ -84,9 +88,25 @@ async def build_services(settings: Settings) -> Services:
     )
     engine = IdempotencyEngine(store, graph, config, CompletedCache(settings.replay_cache_size))
     auth_http = httpx.AsyncClient(timeout=5.0)
+    status_key = _status_url_key(settings, credential)
     return Services(
-        settings, credential, http, tokens, store, engine, build_authenticator(settings, auth_http), auth_http
+        settings,
+        credential,
+        http,
+        tokens,
+        store,
+        engine,
+        build_authenticator(settings, auth_http),
+        auth_http,
+        StatusUrlSigner(status_key, settings.status_url_ttl_seconds),
+        status_key,
     )
+
+
+def _status_url_key(settings: Settings, credential: AsyncTokenCredential) -> StatusUrlKey:
+    if settings.status_url_key is not None:
+        return StatusUrlKey(None, settings.status_url_key.get_secret_value().encode())
+    return StatusUrlKey(table_client(settings, credential))
 
 
 def build_authenticator(settings: Settings, http: httpx.AsyncClient) -> Authenticator:

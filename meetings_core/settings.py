@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     on_payload_mismatch: Literal["reject", "return-existing"] = "reject"
     replay_cache_size: int = Field(default=10_000, ge=0)
     max_body_bytes: int = Field(default=128 * 1024, ge=1024, le=4 * 1024 * 1024)
+    # Unset: a random key kept in the reservations table (made once, shared by every instance).
+    status_url_key: SecretStr | None = Field(default=None, min_length=32)
+    status_url_ttl_seconds: float = Field(default=900.0, ge=10, le=86400)
 
     # Read by the Functions host through the timer binding expression %PURGE_SCHEDULE% (NCRONTAB).
     purge_schedule: str = "0 */30 * * * *"

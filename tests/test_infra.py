@@ -45,6 +45,8 @@ LEFT_TO_DEFAULTS = {
     "ENTRA_AUTHORITY": "the global Entra endpoint; national clouds change it",
     "HMAC_TOLERANCE_SECONDS": "tuning",
     "LOG_LEVEL": "INFO",
+    "STATUS_URL_KEY": "optional secret: unset, the gateway makes and shares a random key in its table",
+    "STATUS_URL_TTL_SECONDS": "tuning",
 }
 # The Functions host's own settings, following the anchor template (Azure-Samples functions-quickstart-python-http-azd).
 HOST_SETTINGS = {

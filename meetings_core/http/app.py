@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -14,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..auth.caller import Caller
+from ..auth.caller import Caller, unauthorized
 from ..auth.policy import CallerPolicy
 from ..errors import GatewayError
-from ..idempotency.engine import RequestContext
+from ..idempotency.engine import Outcome, RequestContext, operation_not_found
+from ..idempotency.store import StoreUnavailable
 from ..logs import configure_logging
 from ..openapi import openapi3
 from ..services import ServiceHolder, Services
@@ -27,9 +29,13 @@ from ..validation import API_VERSIONS, validate_call, validate_organizer_id
 from .body import parse_json, read_body
 from .middleware import CorrelationMiddleware
 from .responses import error_response, json_response
+from .status_url import has_signature
 
 log = logging.getLogger("meetings_core.http")
 Endpoint = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
+# Set in the ASGI scope by the Functions host's anonymous status route (function_app.py), never by a client.
+SIGNED_STATUS_ONLY = "signed_status_only"
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -97,14 +103,48 @@ async def create_or_get(request: Request) -> Response:
     call = validate_call(version, organizer_id, parse_json(raw))
     ctx = _context(request, caller)
     outcome = await services.engine.create_or_get(call, ctx)
-    return json_response(request, outcome.status, outcome.body, outcome.headers)
+    return await _answer(request, services, outcome, caller)
 
 
 async def operation_status(request: Request) -> Response:
+    """A signed status URL authorizes as the caller it was made for; otherwise the caller authenticates."""
     services: Services = await request.app.state.services.get()
-    caller = await services.authenticator.authenticate(request.headers, b"")
-    outcome = await services.engine.status(request.path_params["operation_id"], _context(request, caller))
-    return json_response(request, outcome.status, outcome.body, outcome.headers)
+    operation_id = request.path_params["operation_id"]
+    if has_signature(request.query_params):
+        caller_id = await _with_status_key(services.status_urls.verify(operation_id, request.query_params))
+        if caller_id is None:  # forged, expired or for another operation: the same answer as an unknown id
+            raise operation_not_found()
+        caller = Caller(caller_id, "status-url")
+    elif getattr(request.state, SIGNED_STATUS_ONLY, False):
+        raise unauthorized("Poll the status URL exactly as the gateway returned it in Location, with its signature.")
+    else:
+        caller = await services.authenticator.authenticate(request.headers, b"")
+    outcome = await services.engine.status(operation_id, _context(request, caller))
+    return await _answer(request, services, outcome, caller)
+
+
+async def _answer(request: Request, services: Services, outcome: Outcome, caller: Caller) -> Response:
+    """The outcome as a response; a status Location becomes a signed URL for this caller."""
+    headers = dict(outcome.headers)
+    location = headers.get("Location", "")
+    if location.startswith("/operations/"):
+        operation_id = location.removeprefix("/operations/").partition("?")[0]
+        headers["Location"] = await _with_status_key(services.status_urls.path(operation_id, caller.id))
+    return json_response(request, outcome.status, outcome.body, headers)
+
+
+async def _with_status_key(pending: Awaitable[T]) -> T:
+    """Signing needs the server key, read once from the table: an unreachable table is a 503."""
+    try:
+        return await pending
+    except StoreUnavailable as exc:
+        log.error("status URL key unavailable: %s", exc)
+        raise GatewayError(
+            503,
+            "ServiceUnavailable",
+            "The gateway's reservation store is unreachable. Send the same request again after the Retry-After delay.",
+            headers={"Retry-After": "5"},
+        ) from exc
 
 
 def _context(request: Request, caller: Caller) -> RequestContext:

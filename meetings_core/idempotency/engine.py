@@ -294,12 +294,7 @@ class IdempotencyEngine:
         if record is None and ReservationKey.is_digest(digest):
             record = await self._store.get_by_digest(digest)
         if record is None or not _may_see(record, ctx):
-            raise GatewayError(
-                404,
-                "NotFound",
-                "No such operation for this caller. It may have failed (the original request got the error) "
-                "or expired; send the createOrGet request again.",
-            )
+            raise operation_not_found()
         return record
 
     def _check_fingerprint(self, record: Reservation, call: CreateOrGetCall) -> None:
@@ -373,6 +368,16 @@ def _check_caller(record: Reservation, ctx: RequestContext) -> None:
             "Forbidden",
             "This externalId for this organizer belongs to another caller; use your own externalId.",
         )
+
+
+def operation_not_found() -> GatewayError:
+    """The one answer for an unknown, expired or not-yours operation id (and a bad status URL signature)."""
+    return GatewayError(
+        404,
+        "NotFound",
+        "No such operation. It may have failed (the original request got the error) or expired; "
+        "send the createOrGet request again.",
+    )
 
 
 def _owner() -> str:

@@ -1,0 +1,470 @@
+"""The Power Platform custom connector: its Swagger 2.0 definition and apiProperties, generated from the contract.
+
+    python -m meetings_core.connector --out connector            # host from each connection (dynamichosturl)
+    python -m meetings_core.connector --out connector --host gw.azurewebsites.net   # one fixed host
+
+tests/test_connector.py keeps the committed files in connector/ equal to this output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .openapi import DESCRIPTION, TITLE, request_schemas
+
+# No such host can exist (RFC 6761), so a connector imported without a host setting fails instead of
+# sending its key elsewhere; the dynamichosturl policy or --host supplies the real one.
+UNSET_HOST = "gateway-host.invalid"
+FUNCTION_KEY_HEADER = "x-functions-key"
+HOST_PARAMETER = "hostName"
+# Entra ID connections need your app registrations: the connector's client and the gateway's audience.
+ENTRA_CLIENT_ID_UNSET = "00000000-0000-0000-0000-000000000000"
+ENTRA_RESOURCE_UNSET = "api://set-entra-audience-with---entra-resource"
+
+_IMPORTANT = {"externalId", "startDateTime", "endDateTime", "subject"}
+# Graph's identity objects: rarely typed by hand in a flow, so out of the way.
+_ADVANCED_OBJECTS = {"IdentitySet", "Identity", "ChatInfo"}
+_ADVANCED_FIELDS = {"identity", "chatInfo", "contributors", "producers"}
+_BETA_ONLY = {"contributors", "producers"}
+_WORDS = {"id": "ID", "upn": "UPN", "url": "URL", "utc": "UTC", "dialin": "Dial-In"}
+_DESCRIPTIONS = {
+    "participants": "The organizer and attendees.",
+    "attendees": "The people invited, each by UPN or identity.",
+    "organizer": "The organizer, if not only the user in the path.",
+    "contributors": "Deprecated beta property: contributors.",
+    "producers": "Deprecated beta property: producers (live events).",
+    "identity": "Who this participant is, as a Graph identity set.",
+    "role": "attendee, presenter, producer or coorganizer.",
+    "upn": "The participant's user principal name (sign-in name).",
+    "threadId": "The Teams chat thread ID.",
+    "messageId": "The chat message ID the meeting belongs to.",
+    "replyChainMessageId": "The ID of the reply chain's first message.",
+    "displayName": "The display name.",
+    "tenantId": "The Entra tenant ID.",
+    "userIdentityType": "The kind of user (aadUser, guest, ...).",
+    "endpointType": "The kind of endpoint the identity uses.",
+}
+
+
+def title_case(name: str) -> str:
+    """`joinMeetingIdSettings` -> `Join Meeting ID Settings`: the designer's field labels."""
+    words = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)
+    return " ".join(_WORDS.get(word.lower(), word[:1].upper() + word[1:]) for word in words)
+
+
+def swagger2(host: str | None = None) -> dict[str, Any]:
+    """Swagger 2.0 for the custom connector (Power Platform requires OpenAPI 2.0)."""
+    schemas = request_schemas("#/definitions/")
+    v1 = _input(schemas["CreateOrGetBody"], schemas, beta=False)
+    beta = _input(schemas["CreateOrGetBody"], schemas, beta=True)
+    return {
+        "swagger": "2.0",
+        "info": {"title": TITLE, "version": __version__, "description": DESCRIPTION},
+        "host": host or UNSET_HOST,
+        "basePath": "/",
+        "schemes": ["https"],
+        "consumes": ["application/json"],
+        "produces": ["application/json"],
+        "paths": {
+            "/v1.0/users/{userId}/onlineMeetings/createOrGet": {"post": _create("v1.0")},
+            "/beta/users/{userId}/onlineMeetings/createOrGet": {"post": _create("beta")},
+            "/operations/{operationId}": {"get": _status()},
+        },
+        "definitions": {
+            "CreateOrGetBody": v1,
+            "CreateOrGetBodyBeta": beta,
+            "OnlineMeeting": _annotate(copy.deepcopy(_MEETING)),
+            "OperationInProgress": _annotate(copy.deepcopy(_IN_PROGRESS)),
+            "ODataError": _annotate(copy.deepcopy(_ERROR)),
+        },
+        "securityDefinitions": {
+            "api_key": {"type": "apiKey", "in": "header", "name": FUNCTION_KEY_HEADER},
+            "oauth2_auth": {
+                "type": "oauth2",
+                "flow": "accessCode",
+                "authorizationUrl": "https://login.microsoftonline.com/common/oauth2/authorize",
+                "tokenUrl": "https://login.microsoftonline.com/common/oauth2/authorize",
+                "scopes": {},
+            },
+        },
+        "security": [{"api_key": []}, {"oauth2_auth": []}],
+    }
+
+
+def api_properties(
+    host: str | None = None, entra_client_id: str | None = None, entra_resource: str | None = None
+) -> dict[str, Any]:
+    """apiProperties.json: a function-key and an Entra ID connection option; the host from the connection."""
+    host_parameter = {
+        HOST_PARAMETER: {
+            "type": "string",
+            "uiDefinition": {
+                "displayName": "Gateway Host",
+                "description": "The gateway's host name, e.g. contoso-meetings.azurewebsites.net (no https://).",
+                "tooltip": "Requests and the function key go to this host only.",
+                "constraints": {"required": "true", "clearText": True, "tabIndex": 1},
+            },
+        }
+    }
+    hosts = {} if host else host_parameter
+    key_set = {
+        "name": "function-key",
+        "uiDefinition": {"displayName": "Function Key", "description": "One of the gateway's function keys."},
+        "parameters": {
+            **hosts,
+            "api_key": {
+                "type": "securestring",
+                "uiDefinition": {
+                    "displayName": "Function Key",
+                    "description": "A function key of the gateway (Azure portal: Function App > App keys).",
+                    "tooltip": "Sent as the x-functions-key header; give each flow owner its own key.",
+                    "constraints": {"required": "true", "clearText": False, "tabIndex": 2},
+                },
+            },
+        },
+    }
+    entra_set = {
+        "name": "entra-id",
+        "uiDefinition": {
+            "displayName": "Microsoft Entra ID",
+            "description": "Sign in; the gateway sees the signed-in user, so CALLER_POLICY can tell flows apart.",
+        },
+        "parameters": {
+            **hosts,
+            "token": {
+                "type": "oauthSetting",
+                "oAuthSettings": {
+                    "identityProvider": "aad",
+                    "clientId": entra_client_id or ENTRA_CLIENT_ID_UNSET,
+                    "scopes": [],
+                    "redirectMode": "GlobalPerConnector",
+                    "customParameters": {
+                        "loginUri": {"value": "https://login.microsoftonline.com"},
+                        "tenantId": {"value": "common"},
+                        "resourceUri": {"value": entra_resource or ENTRA_RESOURCE_UNSET},
+                    },
+                },
+                "uiDefinition": {
+                    "displayName": "Sign In With Microsoft Entra ID",
+                    "description": "An access token for the gateway's ENTRA_AUDIENCE.",
+                    "tooltip": "Generate with --entra-client-id and --entra-resource before importing.",
+                    "constraints": {"required": "true"},
+                },
+            },
+        },
+    }
+    policies = (
+        []
+        if host
+        else [
+            {
+                "templateId": "dynamichosturl",
+                "title": "Gateway host from the connection",
+                "parameters": {
+                    "x-ms-apimTemplateParameter.urlTemplate": f"https://@connectionParameters('{HOST_PARAMETER}')"
+                },
+            }
+        ]
+    )
+    return {
+        "properties": {
+            "connectionParameterSets": {
+                "uiDefinition": {
+                    "displayName": "Authentication Type",
+                    "description": "How this connection signs in to the gateway.",
+                },
+                "values": [key_set, entra_set],
+            },
+            "iconBrandColor": "#4B53BC",
+            "capabilities": ["actions"],
+            "publisher": "meeting-gateway",
+            "stackOwner": "meeting-gateway",
+            "policyTemplateInstances": policies,
+        }
+    }
+
+
+def _create(version: str) -> dict[str, Any]:
+    beta = version == "beta"
+    operation: dict[str, Any] = {
+        "operationId": "CreateOrGetMeetingBeta" if beta else "CreateOrGetMeeting",
+        "summary": "Create or Get a Teams Meeting (Beta)" if beta else "Create or Get a Teams Meeting",
+        "description": DESCRIPTION
+        + (" Uses Graph's beta API, which may change; prefer the v1.0 action." if beta else ""),
+        "x-ms-visibility": "advanced" if beta else "important",
+        "parameters": [
+            {
+                "name": "userId",
+                "in": "path",
+                "required": True,
+                "type": "string",
+                "format": "uuid",
+                "description": "The organizer's Microsoft Entra object ID (a GUID).",
+                "x-ms-summary": "Organizer Object ID",
+                "x-ms-url-encoding": "single",
+                "x-ms-visibility": "important",
+            },
+            _PREFER,
+            {
+                "name": "body",
+                "in": "body",
+                "required": True,
+                "description": "The meeting to create or get.",
+                "x-ms-summary": "Meeting",
+                "schema": {"$ref": "#/definitions/CreateOrGetBodyBeta" if beta else "#/definitions/CreateOrGetBody"},
+            },
+        ],
+        "responses": _responses(),
+    }
+    if beta:
+        operation["x-ms-api-annotation"] = {"status": "Preview"}
+    return operation
+
+
+# Sent on every call, hidden: with it the gateway answers 202 + Location instead of waiting, and the
+# platform's asynchronous pattern polls Location until the meeting is there.
+_PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "required": True,
+    "type": "string",
+    "default": "respond-async",
+    "enum": ["respond-async"],
+    "description": "Ask for 202 Accepted and a status URL while another call with this external ID is running.",
+    "x-ms-summary": "Prefer",
+    "x-ms-visibility": "internal",
+}
+
+
+def _responses() -> dict[str, Any]:
+    return {
+        "200": {"description": "The existing meeting for this external ID.", "schema": _ref("OnlineMeeting")},
+        "201": {"description": "A new meeting was created.", "schema": _ref("OnlineMeeting")},
+        "202": {
+            "description": "Another call with this external ID is still creating the meeting: poll Location.",
+            "schema": _ref("OperationInProgress"),
+            "headers": {
+                "Location": {
+                    "type": "string",
+                    "description": "The signed status URL; valid for this operation and caller for a short time.",
+                    "x-ms-summary": "Status URL",
+                },
+                "Retry-After": {
+                    "type": "integer",
+                    "description": "Seconds to wait before polling Location.",
+                    "x-ms-summary": "Retry After",
+                },
+            },
+        },
+        "default": {"description": "An error, in Graph's envelope.", "schema": _ref("ODataError")},
+    }
+
+
+def _status() -> dict[str, Any]:
+    signed = [
+        ("caller", "The caller the status URL was made for (from Location).", "Caller"),
+        ("exp", "When the status URL expires, in Unix seconds (from Location).", "Expires"),
+        ("sig", "The status URL's signature (from Location).", "Signature"),
+    ]
+    return {
+        "operationId": "GetMeetingOperation",
+        "summary": "Get the Status of a Meeting Being Created",
+        "description": "Polled by the flow after a 202: 202 while in progress, then the meeting. "
+        "Call it with the Location URL's query as the gateway returned it.",
+        "x-ms-visibility": "internal",
+        "parameters": [
+            {
+                "name": "operationId",
+                "in": "path",
+                "required": True,
+                "type": "string",
+                "description": "The operation ID from the Location header.",
+                "x-ms-summary": "Operation ID",
+            },
+            *(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "type": "string",
+                    "description": description,
+                    "x-ms-summary": summary,
+                    "x-ms-visibility": "advanced",
+                }
+                for name, description, summary in signed
+            ),
+        ],
+        "responses": {
+            "200": {"description": "The meeting.", "schema": _ref("OnlineMeeting")},
+            "201": {"description": "The meeting (created by this operation).", "schema": _ref("OnlineMeeting")},
+            "202": _responses()["202"],
+            "default": {"description": "An error, in Graph's envelope.", "schema": _ref("ODataError")},
+        },
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/definitions/{name}"}
+
+
+def _input(schema: dict[str, Any], schemas: dict[str, Any], *, beta: bool, name: str = "") -> dict[str, Any]:
+    """The request schema inlined (Swagger 2.0 drops x-ms-* beside $ref), each field labelled and placed."""
+    schema = copy.deepcopy(schema)
+    options = schema.pop("anyOf", None)
+    if options is not None:
+        concrete = [o for o in options if o.get("type") != "null"]
+        schema = {**(concrete[0] if len(concrete) == 1 else {"type": "object"}), **schema, "x-nullable": True}
+    if "$ref" in schema:
+        target = schema.pop("$ref").rsplit("/", 1)[1]
+        advanced = target in _ADVANCED_OBJECTS
+        inner = _input(schemas[target], schemas, beta=beta, name=name)
+        schema = {**inner, **{k: v for k, v in schema.items() if k == "x-nullable"}}
+        if advanced:
+            schema["x-ms-visibility"] = "advanced"
+    for drop in ("title", "default", "const"):
+        schema.pop(drop, None)
+    if "items" in schema:
+        schema["items"] = _input(schema["items"], schemas, beta=beta, name=name)
+    properties = schema.get("properties")
+    if properties is not None:
+        schema["properties"] = {
+            key: _field(key, value, schemas, beta=beta)
+            for key, value in properties.items()
+            if beta or key not in _BETA_ONLY
+        }
+    return schema
+
+
+def _field(name: str, schema: dict[str, Any], schemas: dict[str, Any], *, beta: bool) -> dict[str, Any]:
+    field = _input(schema, schemas, beta=beta, name=name)
+    field["x-ms-summary"] = title_case(name)
+    described = schema.get("description", "")
+    if not described or described.startswith(f"The {name} property"):
+        described = _DESCRIPTIONS.get(name, f"{title_case(name)}, as in Microsoft Graph.")
+    field["description"] = described
+    if name in _IMPORTANT:
+        field["x-ms-visibility"] = "important"
+    elif name in _ADVANCED_FIELDS:
+        field["x-ms-visibility"] = "advanced"
+    return field
+
+
+def _annotate(schema: dict[str, Any]) -> dict[str, Any]:
+    """Output schemas: a Title Case label on every property, nested ones included."""
+    for name, prop in schema.get("properties", {}).items():
+        prop.setdefault("x-ms-summary", title_case(name))
+        _annotate(prop)
+        if "items" in prop:
+            _annotate(prop["items"])
+    return schema
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"type": "string", "description": description}
+
+
+_AUDIO = {
+    "type": "object",
+    "description": "Dial-in details, when the organizer has audio conferencing.",
+    "properties": {
+        "conferenceId": _text("The conference ID to enter after dialling in."),
+        "tollNumber": _text("The toll number to dial in."),
+        "tollFreeNumber": _text("The toll-free number to dial in."),
+        "dialinUrl": _text("A page listing the dial-in numbers."),
+        "tollNumbers": {"type": "array", "description": "All toll numbers.", "items": {"type": "string"}},
+        "tollFreeNumbers": {"type": "array", "description": "All toll-free numbers.", "items": {"type": "string"}},
+    },
+}
+_MEETING: dict[str, Any] = {
+    "type": "object",
+    "description": "The onlineMeeting as Graph returns it; the fields flows use most are typed here.",
+    "properties": {
+        "id": _text("The meeting ID."),
+        "joinWebUrl": _text("The Teams join link."),
+        "externalId": _text("The external ID sent."),
+        "subject": _text("The meeting subject."),
+        "startDateTime": {"type": "string", "format": "date-time", "description": "Start (UTC)."},
+        "endDateTime": {"type": "string", "format": "date-time", "description": "End (UTC)."},
+        "creationDateTime": {"type": "string", "format": "date-time", "description": "When Graph created it (UTC)."},
+        "joinMeetingIdSettings": {
+            "type": "object",
+            "description": "The meeting ID and passcode people can join with.",
+            "properties": {
+                "joinMeetingId": _text("The numeric meeting ID to join with."),
+                "passcode": _text("The passcode to join with."),
+                "isPasscodeRequired": {"type": "boolean", "description": "Whether the passcode is required."},
+            },
+        },
+        "chatInfo": {
+            "type": "object",
+            "description": "The meeting's chat.",
+            "properties": {
+                "threadId": _text("The Teams chat thread ID."),
+                "messageId": _text("The chat message ID."),
+                "replyChainMessageId": _text("The ID of the reply chain's first message."),
+            },
+        },
+        "audioConferencing": _AUDIO,
+        "videoTeleconferenceId": _text("The ID for video teleconferencing devices."),
+    },
+}
+_IN_PROGRESS: dict[str, Any] = {
+    "type": "object",
+    "description": "The operation is still running.",
+    "properties": {"status": _text("Always inProgress.")},
+}
+_ERROR: dict[str, Any] = {
+    "type": "object",
+    "description": "Microsoft Graph's error envelope.",
+    "properties": {
+        "error": {
+            "type": "object",
+            "description": "The error: code, message and correlation IDs.",
+            "properties": {
+                "code": _text("Machine-readable error code, e.g. RequestInProgress or ExternalIdReused."),
+                "message": _text("What went wrong and what to send instead."),
+                "innerError": {
+                    "type": "object",
+                    "description": "Correlation IDs for support.",
+                    "properties": {
+                        "request-id": _text("The gateway's request ID."),
+                        "client-request-id": _text("Your client-request-id, or the request ID."),
+                        "date": _text("When the error happened (UTC)."),
+                    },
+                },
+            },
+        }
+    },
+}
+
+
+def write(
+    out: Path, host: str | None = None, entra_client_id: str | None = None, entra_resource: str | None = None
+) -> None:
+    """Write apiDefinition.swagger.json and apiProperties.json into `out`."""
+    files = {
+        "apiDefinition.swagger.json": swagger2(host),
+        "apiProperties.json": api_properties(host, entra_client_id, entra_resource),
+    }
+    for name, document in files.items():
+        (out / name).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Write the custom connector's definition files.")
+    parser.add_argument("--out", type=Path, default=Path("connector"), help="directory (default: connector)")
+    parser.add_argument("--host", help="a fixed gateway host; without it each connection names its host")
+    parser.add_argument("--entra-client-id", help="the app registration the Entra ID connection signs in with")
+    parser.add_argument("--entra-resource", help="the gateway's ENTRA_AUDIENCE (application ID URI)")
+    args = parser.parse_args()
+    write(args.out, args.host, args.entra_client_id, args.entra_resource)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""The custom connector: generated files committed, valid against paconn's schemas, usable in the designer."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from openapi_spec_validator import validate
+
+from meetings_core.connector import ENTRA_CLIENT_ID_UNSET, UNSET_HOST, api_properties, swagger2, title_case, write
+from meetings_core.contract import CreateOrGetBody
+from tests.clients.custom_connector import Connection, ConnectorAction
+
+CONNECTOR = Path(__file__).parent.parent / "connector"
+SCHEMAS = CONNECTOR / "schemas"
+TITLE_WORD = re.compile(r"(?:[A-Z][A-Za-z0-9-]*|ID|UPN|URL|\(Beta\)|a|an|and|as|of|or|the|to|with|by|from|in)")
+
+
+def load_json_with_comments(path: Path) -> Any:
+    """paconn's schema files carry `//` comments; drop them outside strings."""
+    text = re.sub(r'("(?:\\.|[^"\\])*")|//[^\n]*', lambda m: m.group(1) or "", path.read_text())
+    return json.loads(text)
+
+
+def swagger_validator() -> jsonschema.Draft4Validator:
+    return jsonschema.Draft4Validator(load_json_with_comments(SCHEMAS / "apiDefinition.swagger.schema.json"))
+
+
+def properties_validator() -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(load_json_with_comments(SCHEMAS / "paconn-apiProperties.schema.json"))
+
+
+def test_committed_files_are_the_generated_ones(tmp_path: Path):
+    write(tmp_path)
+    for name in ("apiDefinition.swagger.json", "apiProperties.json"):
+        assert (CONNECTOR / name).read_text() == (tmp_path / name).read_text(), (
+            "regenerate: python -m meetings_core.connector --out connector"
+        )
+
+
+@pytest.mark.parametrize("host", [None, "contoso-meetings.azurewebsites.net"])
+def test_both_files_validate_against_paconns_schemas_and_as_swagger(host: str | None):
+    swagger_validator().validate(swagger2(host))
+    properties_validator().validate(api_properties(host))
+    validate(swagger2(host))
+
+
+def test_the_schemas_reject_what_paconn_rejects():
+    # Controls: the vendored schemas are strict enough to catch these.
+    bad_swagger = swagger2() | {"host": "https://{host}"}
+    assert not swagger_validator().is_valid(bad_swagger)
+    broken = swagger2()
+    broken["paths"]["/operations/{operationId}"]["get"]["x-ms-visibility"] = "hidden"
+    assert not swagger_validator().is_valid(broken)
+    assert not properties_validator().is_valid({"properties": {"iconBrandColor": "#000", "hostUrl": "x"}})
+    oauth = api_properties()
+    oauth["properties"]["connectionParameterSets"]["values"][1]["parameters"]["token"]["oAuthSettings"][
+        "identityProvider"
+    ] = "github"
+    assert not properties_validator().is_valid(oauth)
+
+
+def walk_fields(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every property under a schema, nested objects and array items included."""
+    found = []
+    for name, prop in schema.get("properties", {}).items():
+        found.append((f"{path}{name}", prop))
+        found += walk_fields(prop, f"{path}{name}.")
+        if "items" in prop:
+            found += walk_fields(prop["items"], f"{path}{name}[].")
+    return found
+
+
+def all_fields() -> list[tuple[str, dict[str, Any]]]:
+    document = swagger2()
+    fields = []
+    for name, definition in document["definitions"].items():
+        fields += walk_fields(definition, f"{name}.")
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            fields += [(f"{operation['operationId']}.{p['name']}", p) for p in operation["parameters"]]
+            for status, response in operation["responses"].items():
+                fields += [
+                    (f"{operation['operationId']}.{status}.{h}", v) for h, v in response.get("headers", {}).items()
+                ]
+    return fields
+
+
+def test_every_input_and_output_field_has_a_title_case_summary_and_a_description():
+    fields = all_fields()
+    assert len(fields) > 100
+    for where, field in fields:
+        assert field.get("description"), where
+        summary = field.get("x-ms-summary", "")
+        assert summary, where
+        assert all(TITLE_WORD.fullmatch(word) for word in summary.split()), (where, summary)
+        assert "$ref" not in field or where.endswith(".body"), where  # x-ms-* beside $ref would be dropped
+    assert title_case("joinMeetingIdSettings") == "Join Meeting ID Settings"
+    assert title_case("dialinUrl") == "Dial-In URL"
+
+
+def test_visibility_puts_the_everyday_fields_first_and_identities_under_advanced():
+    body = swagger2()["definitions"]["CreateOrGetBody"]["properties"]
+    for name in ("externalId", "startDateTime", "endDateTime", "subject"):
+        assert body[name]["x-ms-visibility"] == "important", name
+    assert body["chatInfo"]["x-ms-visibility"] == "advanced"
+    attendee = body["participants"]["properties"]["attendees"]["items"]["properties"]
+    assert attendee["identity"]["x-ms-visibility"] == "advanced"
+    assert "x-ms-visibility" not in attendee["upn"]
+    identities = [p for w, p in walk_fields(attendee["identity"])]
+    assert identities
+    assert all(p.get("x-ms-visibility") == "advanced" for p in identities if p.get("type") == "object")
+
+
+def test_v1_and_beta_have_their_own_operations_and_bodies():
+    document = swagger2()
+    v1 = document["paths"]["/v1.0/users/{userId}/onlineMeetings/createOrGet"]["post"]
+    beta = document["paths"]["/beta/users/{userId}/onlineMeetings/createOrGet"]["post"]
+    assert v1["x-ms-visibility"] == "important"
+    assert "x-ms-api-annotation" not in v1
+    assert beta["x-ms-visibility"] == "advanced"
+    assert beta["x-ms-api-annotation"] == {"status": "Preview"}
+    v1_participants = document["definitions"]["CreateOrGetBody"]["properties"]["participants"]["properties"]
+    beta_participants = document["definitions"]["CreateOrGetBodyBeta"]["properties"]["participants"]["properties"]
+    assert {"contributors", "producers"} & set(v1_participants) == set()
+    assert {"contributors", "producers"} <= set(beta_participants)
+    aliases = {field.alias for field in CreateOrGetBody.model_fields.values()}
+    assert set(document["definitions"]["CreateOrGetBodyBeta"]["properties"]) == aliases
+    assert document["definitions"]["CreateOrGetBody"]["required"] == ["externalId"]
+
+
+def test_create_operations_send_prefer_respond_async_hidden_and_declare_202():
+    for path in ("/v1.0/users/{userId}/onlineMeetings/createOrGet", "/beta/users/{userId}/onlineMeetings/createOrGet"):
+        operation = swagger2()["paths"][path]["post"]
+        prefer = next(p for p in operation["parameters"] if p["name"] == "Prefer")
+        assert prefer["in"] == "header"
+        assert prefer["x-ms-visibility"] == "internal"
+        assert prefer["required"] is True
+        assert prefer["default"] == "respond-async"
+        assert set(operation["responses"]["202"]["headers"]) == {"Location", "Retry-After"}
+    status = swagger2()["paths"]["/operations/{operationId}"]["get"]
+    assert {"200", "202"} <= set(status["responses"])
+    assert set(status["responses"]["202"]["headers"]) == {"Location", "Retry-After"}
+
+
+def test_the_connector_model_sends_prefer_and_refuses_undeclared_fields():
+    action = ConnectorAction(None, Connection("https://gw.example"))  # type: ignore[arg-type]
+    request = action.build("CreateOrGetMeeting", {"userId": "u", "body": {"externalId": "x"}})
+    assert request.headers["Prefer"] == "respond-async"
+    assert request.headers["x-functions-key"] == "local-development-key"
+    with pytest.raises(ValueError, match="contributors"):
+        action.build(
+            "CreateOrGetMeeting", {"userId": "u", "body": {"externalId": "x", "participants": {"contributors": []}}}
+        )
+    beta = action.build(
+        "CreateOrGetMeetingBeta", {"userId": "u", "body": {"externalId": "x", "participants": {"contributors": []}}}
+    )
+    assert beta.url == "https://gw.example/beta/users/u/onlineMeetings/createOrGet"
+
+
+def test_outputs_type_what_flows_use():
+    meeting = swagger2()["definitions"]["OnlineMeeting"]["properties"]
+    assert {"id", "joinWebUrl", "creationDateTime", "startDateTime", "endDateTime"} <= set(meeting)
+    assert set(meeting["joinMeetingIdSettings"]["properties"]) >= {"joinMeetingId", "passcode"}
+    assert "threadId" in meeting["chatInfo"]["properties"]
+    assert {"conferenceId", "tollNumber", "dialinUrl"} <= set(meeting["audioConferencing"]["properties"])
+
+
+def test_the_host_comes_from_the_connection_or_the_host_flag_never_a_working_placeholder():
+    assert swagger2()["host"] == UNSET_HOST
+    assert UNSET_HOST.endswith(".invalid")
+    policies = api_properties()["properties"]["policyTemplateInstances"]
+    assert policies[0]["templateId"] == "dynamichosturl"
+    assert "@connectionParameters('hostName')" in policies[0]["parameters"]["x-ms-apimTemplateParameter.urlTemplate"]
+    for option in api_properties()["properties"]["connectionParameterSets"]["values"]:
+        assert option["parameters"]["hostName"]["uiDefinition"]["constraints"]["required"] == "true"
+    fixed = "contoso-meetings.azurewebsites.net"
+    assert swagger2(fixed)["host"] == fixed
+    assert api_properties(fixed)["properties"]["policyTemplateInstances"] == []
+
+
+def test_connections_are_function_key_or_entra_id():
+    options = {o["name"]: o["parameters"] for o in api_properties()["properties"]["connectionParameterSets"]["values"]}
+    assert options["function-key"]["api_key"]["type"] == "securestring"
+    assert set(swagger2()["securityDefinitions"]) == {"api_key", "oauth2_auth"}
+    assert swagger2()["securityDefinitions"]["api_key"] == {"type": "apiKey", "in": "header", "name": "x-functions-key"}
+    token = options["entra-id"]["token"]
+    assert token["type"] == "oauthSetting"
+    assert token["oAuthSettings"]["identityProvider"] == "aad"
+    assert token["oAuthSettings"]["clientId"] == ENTRA_CLIENT_ID_UNSET
+    assert (
+        api_properties(entra_client_id="c1")["properties"]["connectionParameterSets"]["values"][1]["parameters"][
+            "token"
+        ]["oAuthSettings"]["clientId"]
+        == "c1"
+    )
+    for parameters in options.values():  # multi-auth: every auth parameter must be required
+        assert all(p["uiDefinition"]["constraints"]["required"] == "true" for p in parameters.values())
+
+
+def test_icon_is_a_valid_230_pixel_png_and_the_readme_exists():
+    data = (CONNECTOR / "icon.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    offset, chunks = 8, {}
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind, payload = data[offset + 4 : offset + 8], data[offset + 8 : offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
+        assert zlib.crc32(kind + payload) & 0xFFFFFFFF == crc
+        chunks[kind] = chunks.get(kind, b"") + payload
+        offset += 12 + length
+    width, height, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (width, height) == (230, 230)
+    assert len(zlib.decompress(chunks[b"IDAT"])) == height * (1 + width * 3)
+    assert (depth, color) == (8, 2)
+    readme = (CONNECTOR / "README.md").read_text()
+    assert "paconn create" in readme
+    assert "pac connector create" in readme
