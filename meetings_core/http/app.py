@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +23,10 @@ from ..services import ServiceHolder, Services
 from ..settings import Settings, SettingsError, get_settings
 from ..telemetry import configure_telemetry, count_request, tracer
 from ..validation import API_VERSIONS, validate_call, validate_organizer_id
+from ..idempotency.keys import unscoped_body
 from .body import parse_json, read_body
+from .health import HealthChecks
+from .target import request_target
 from .middleware import CorrelationMiddleware
 from .responses import error_response, json_response
 
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.services = holder
     app.state.settings = settings
     app.state.policy = CallerPolicy(settings.caller_policy)
+    app.state.health = HealthChecks()
     return app
 
 
@@ -93,20 +96,32 @@ async def create_or_get(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     raw = await read_body(request, settings.max_body_bytes)
     services: Services = await request.app.state.services.get()
-    caller = await services.authenticator.authenticate(request.headers, raw)
+    caller = await authenticate(request, services, raw)
     organizer_id = validate_organizer_id(request.path_params["user_id"])
     request.app.state.policy.authorize(caller, organizer_id, version)
-    call = validate_call(version, organizer_id, parse_json(raw))
+    call = validate_call(version, organizer_id, parse_json(raw), scope=caller_scope(caller))
     ctx = _context(request, caller)
     outcome = await services.engine.create_or_get(call, ctx)
-    return json_response(request, outcome.status, outcome.body, outcome.headers)
+    return json_response(request, outcome.status, call.caller_body(outcome.body), outcome.headers)
 
 
 async def operation_status(request: Request) -> Response:
     services: Services = await request.app.state.services.get()
-    caller = await services.authenticator.authenticate(request.headers, b"")
+    caller = await authenticate(request, services, b"")
     outcome = await services.engine.status(request.path_params["operation_id"], _context(request, caller))
-    return json_response(request, outcome.status, outcome.body, outcome.headers)
+    return json_response(request, outcome.status, unscoped_body(outcome.body, caller_scope(caller)), outcome.headers)
+
+
+async def authenticate(request: Request, services: Services, body: bytes) -> Caller:
+    """The caller of this request; HMAC signatures cover the method and the path with query as received."""
+    return await services.authenticator.authenticate(
+        request.headers, body, method=request.method, target=request_target(request.scope)
+    )
+
+
+def caller_scope(caller: Caller) -> str | None:
+    """Whose externalIds these are: each entra/hmac caller its own; function keys are one shared caller."""
+    return None if caller.mode == "function-key" else caller.id
 
 
 def _context(request: Request, caller: Caller) -> RequestContext:
@@ -119,18 +134,17 @@ def _context(request: Request, caller: Caller) -> RequestContext:
 
 
 async def health(request: Request) -> Response:
-    """200 when Table Storage and the token endpoint answer; 503 naming the part that failed."""
-    services = await request.app.state.services.get()
-    checks = {"tableStorage": services.store.ping(), "tokenEndpoint": services.tokens.get()}
-    results = await asyncio.gather(
-        *(asyncio.wait_for(check, timeout=5) for check in checks.values()), return_exceptions=True
-    )
-    report = {
-        name: "ok" if not isinstance(result, BaseException) else f"failed: {type(result).__name__}"
-        for name, result in zip(checks, results, strict=True)
-    }
+    """200 or 503; which part failed (`tableStorage`, `tokenEndpoint`) only for an authenticated caller."""
+    services: Services = await request.app.state.services.get()
+    try:
+        await authenticate(request, services, b"")
+        detailed = True
+    except GatewayError:
+        detailed = False
+    report = await request.app.state.health.report(services)
     healthy = all(value == "ok" for value in report.values())
-    return JSONResponse({"status": "healthy" if healthy else "unhealthy", "checks": report}, 200 if healthy else 503)
+    status = {"status": "healthy" if healthy else "unhealthy"}
+    return JSONResponse({**status, "checks": report} if detailed else status, 200 if healthy else 503)
 
 
 async def openapi(request: Request) -> Response:

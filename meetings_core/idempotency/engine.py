@@ -85,7 +85,7 @@ class IdempotencyEngine:
 
     async def create_or_get(self, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
         """Answer the call: Graph's result for the owner, the stored result for every duplicate."""
-        key = ReservationKey(call.organizer_id, call.external_id)
+        key = call.key  # (organizer, the externalId Graph sees): scoped per caller, see validation.py
         cached = self._cache.get(key.digest)
         if cached is not None:
             return self._replay(cached, call, ctx)
