@@ -150,7 +150,7 @@ class Settings(BaseSettings):
         if modes & {"entra", "hmac"} and self.caller_policy is None:
             raise ValueError(
                 "CALLER_AUTH includes entra or hmac: set CALLER_POLICY to say which callers may use which "
-                "organizers, e.g. {\"hmac:acme\": {\"organizers\": [\"<organizer id>\"]}}; without it every "
+                'organizers, e.g. {"hmac:acme": {"organizers": ["<organizer id>"]}}; without it every '
                 "authenticated caller would reach every organizer"
             )
         if "function-key" in modes and not (self.in_functions_host or self.local_development):

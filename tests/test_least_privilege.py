@@ -201,9 +201,7 @@ async def test_6_whole_values_are_checked_and_every_parse_failure_is_a_4xx(partn
         newline = await client.post(
             f"{stack.gateway}/v1.0/users/{ORGANIZER}%0A/onlineMeetings/createOrGet", json=body_for()
         )
-        parsed = [
-            await client.post(url, content=raw, headers={"Content-Type": "application/json"}) for raw in bodies
-        ]
+        parsed = [await client.post(url, content=raw, headers={"Content-Type": "application/json"}) for raw in bodies]
         raw = json.dumps(body_for()).encode()
         digits = await client.post(
             create_url(partners.gateway),

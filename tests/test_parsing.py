@@ -20,8 +20,9 @@ def _parsed_or_400(raw: bytes) -> Any:
     try:
         return parse_json(raw)
     except GatewayError as error:
-        assert error.status == 400
-        return error
+        failure = error
+    assert failure.status == 400
+    return failure
 
 
 @settings(deadline=None)

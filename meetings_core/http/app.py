@@ -17,18 +17,18 @@ from ..auth.caller import Caller
 from ..auth.policy import CallerPolicy
 from ..errors import GatewayError
 from ..idempotency.engine import RequestContext
+from ..idempotency.keys import unscoped_body
 from ..logs import configure_logging
 from ..openapi import openapi3
 from ..services import ServiceHolder, Services
 from ..settings import Settings, SettingsError, get_settings
 from ..telemetry import configure_telemetry, count_request, tracer
 from ..validation import API_VERSIONS, validate_call, validate_organizer_id
-from ..idempotency.keys import unscoped_body
 from .body import parse_json, read_body
 from .health import HealthChecks
-from .target import request_target
 from .middleware import CorrelationMiddleware
 from .responses import error_response, json_response
+from .target import request_target
 
 log = logging.getLogger("meetings_core.http")
 Endpoint = Callable[[Request], Awaitable[Response]]
