@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -16,6 +17,7 @@ _HTTP_URL = re.compile(r"https?://[^/\s]+(/\S*)?")
 _PARTNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ROLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,119}")
 AUTH_MODES = ("function-key", "entra", "hmac")
+_WORKER_MODULES = ("azure_functions_worker", "azure_functions_worker_v2", "proxy_worker")
 # 32 characters: a guessable or placeholder secret would make HMAC signatures forgeable.
 MIN_PARTNER_SECRET_LENGTH = 32
 
@@ -89,7 +91,9 @@ class Settings(BaseSettings):
 
     @property
     def in_functions_host(self) -> bool:
-        return self.functions_worker_runtime is not None
+        """The host sets FUNCTIONS_WORKER_RUNTIME (an app setting on most plans); its Python worker imports
+        one of these packages before loading function_app.py (Flex Consumption has no such app setting)."""
+        return self.functions_worker_runtime is not None or any(name in sys.modules for name in _WORKER_MODULES)
 
     @field_validator("partner_secrets")
     @classmethod
@@ -138,6 +142,16 @@ class Settings(BaseSettings):
         self._no_collapsing_modes()
         return self
 
+    def serving_problem(self) -> str | None:
+        """Why these settings must not serve HTTP here, or None (the CLI, which serves nothing, skips this)."""
+        if "function-key" in self.auth_modes and not (self.in_functions_host or self.local_development):
+            return (
+                "CALLER_AUTH is function-key but the gateway is not running in the Azure Functions host "
+                "(FUNCTIONS_WORKER_RUNTIME is unset), so nothing would check function keys. Use entra or hmac, "
+                "or set LOCAL_DEVELOPMENT=true on a development machine"
+            )
+        return None
+
     def _no_collapsing_modes(self) -> None:
         """Refuse the combinations in which one caller could pass as another (docs/SECURITY.md)."""
         modes = self.auth_modes
@@ -152,12 +166,6 @@ class Settings(BaseSettings):
                 "CALLER_AUTH includes entra or hmac: set CALLER_POLICY to say which callers may use which "
                 'organizers, e.g. {"hmac:acme": {"organizers": ["<organizer id>"]}}; without it every '
                 "authenticated caller would reach every organizer"
-            )
-        if "function-key" in modes and not (self.in_functions_host or self.local_development):
-            raise ValueError(
-                "CALLER_AUTH is function-key but the gateway is not running in the Azure Functions host "
-                "(FUNCTIONS_WORKER_RUNTIME is unset), where nothing checks function keys. Use entra or hmac, "
-                "or set LOCAL_DEVELOPMENT=true on a development machine"
             )
 
 

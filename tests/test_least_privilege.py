@@ -19,6 +19,7 @@ import pytest
 from devstack.stack import LocalStack, StackError
 from meetings_core.auth.hmac_signature import sign
 from tests.stackutil import ORGANIZER, Stack, body_for, create_url
+from tests.test_retention import cli
 
 pytestmark = pytest.mark.integration
 
@@ -169,6 +170,11 @@ async def test_5_one_caller_neither_blocks_another_nor_gets_its_meeting(partners
     for response in (acme, globex, acme_again):
         assert response.json()["externalId"] == external_id  # the caller's own id, not Graph's tagged one
     assert (await partners.graph_stats())["calls"] == 2
+    # Operators find each caller's reservation by its caller id.
+    for partner in ("acme", "globex"):
+        shown = cli(partners, "show", ORGANIZER, external_id, "--caller", f"hmac:{partner}")
+        assert shown.returncode == 0, shown.stderr
+        assert f'"caller": "hmac:{partner}"' in shown.stdout
 
 
 async def test_5_function_key_callers_keep_their_externalid_at_graph(stack: Stack):

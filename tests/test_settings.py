@@ -33,7 +33,6 @@ ENTRA = {"ENTRA_TENANT_ID": "t", "ENTRA_AUDIENCE": "api://x"}
         ({"CALLER_AUTH": "hmac", "PARTNER_SECRETS": '{"acme": "   "}', "CALLER_POLICY": POLICY}, "shorter than 32"),
         ({"CALLER_AUTH": "hmac", "PARTNER_SECRETS": f'{{"": "{SECRET}"}}', "CALLER_POLICY": POLICY}, "partner names"),
         ({"CALLER_AUTH": "hmac", "PARTNER_SECRETS": "{}", "CALLER_POLICY": POLICY}, "PARTNER_SECRETS"),
-        ({"LOCAL_DEVELOPMENT": "false"}, "LOCAL_DEVELOPMENT=true"),
         ({"ENTRA_REQUIRED_ROLE": "two roles"}, "ENTRA_REQUIRED_ROLE"),
         ({"GRAPH_BASE_URL": "https://graph.microsoft.com\nx"}, "GRAPH_BASE_URL"),
         ({"TABLE_NAME": "table\n"}, "TABLE_NAME"),
@@ -57,6 +56,24 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch):
     assert settings.auth_modes == {"function-key"}
     assert settings.caller_policy is None
     assert not settings.local_development
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"LOCAL_DEVELOPMENT": "false"}, True),
+        ({"LOCAL_DEVELOPMENT": "false", "FUNCTIONS_WORKER_RUNTIME": "python"}, False),
+        ({"LOCAL_DEVELOPMENT": "true"}, False),
+    ],
+)
+def test_function_keys_are_served_only_by_the_functions_host_or_locally(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], problem: bool
+):
+    for name, value in {**BASE, **env}.items():
+        monkeypatch.setenv(name, value)
+    found = load_settings().serving_problem()
+    assert (found is not None) == problem
+    assert found is None or "LOCAL_DEVELOPMENT=true" in found
 
 
 def test_one_mode_with_an_explicit_policy_is_accepted(monkeypatch: pytest.MonkeyPatch):

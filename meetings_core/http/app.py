@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings = settings or get_settings()
     except SettingsError as exc:
         raise SystemExit(str(exc)) from None
+    if problem := settings.serving_problem():
+        raise SystemExit(f"Invalid gateway settings: {problem}")
     configure_logging(settings.log_level)
     configure_telemetry(settings)
     holder = ServiceHolder(settings)
