@@ -83,7 +83,8 @@ def validate_call(api_version: str, organizer_id: str, body: Any, scope: str | N
                     f"participants.{name} exists only on the beta API: call /beta/... or move "
                     "these people to participants.attendees with a role.",
                 )
-    graph_body = {**body, "externalId": scoped_external_id(scope, model.external_id)}
+    # Unscoped (function keys): forwarded exactly as sent; scoped: only the externalId differs.
+    graph_body = body if scope is None else {**body, "externalId": scoped_external_id(scope, model.external_id)}
     return CreateOrGetCall(api_version, organizer_id, graph_body, model, fingerprint(body), scope)
 
 

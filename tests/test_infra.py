@@ -15,6 +15,10 @@ RESOURCES = INFRA / "modules" / "resources.bicep"
 NOT_DEPLOYED = {
     "TABLES_CONNECTION_STRING": "Azurite only; Azure uses TABLES_ENDPOINT with the managed identity",
     "PARTNER_SECRETS": "a secret: the operator adds it as a Key Vault reference (docs/DEPLOY.md)",
+    "LOCAL_DEVELOPMENT": "development machines only; in Azure function keys are checked by the host",
+    "FUNCTIONS_WORKER_RUNTIME": "set by the Functions host itself",
+    # Issue 15: the infra change adds it as an optional parameter (empty: no role checked).
+    "ENTRA_REQUIRED_ROLE": "not yet a template parameter; set it as an app setting",
 }
 # Settings for the Functions host itself, not read by the gateway's code.
 HOST_SETTINGS = {
