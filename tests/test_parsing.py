@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from meetings_core.errors import GatewayError
 from meetings_core.http.body import MAX_DEPTH, parse_json
+from meetings_core.idempotency.keys import scoped_external_id, unscoped_body
 from meetings_core.validation import validate_organizer_id
 
 GUID = "1f35f2e6-9cab-44ad-8d5a-b74c14720000"
@@ -66,3 +67,16 @@ def test_a_guid_with_a_trailing_newline_is_refused():
     with pytest.raises(GatewayError):
         validate_organizer_id(GUID + "\n")
     assert validate_organizer_id(GUID.upper()) == GUID
+
+
+@given(
+    callers=st.lists(st.text(min_size=1, max_size=40), min_size=2, max_size=2, unique=True),
+    external_id=st.text(min_size=1, max_size=80),
+)
+def test_scoped_external_ids_differ_per_caller_and_map_back(callers: list[str], external_id: str):
+    first, second = (scoped_external_id(c, external_id) for c in callers)
+    assert first != second
+    assert scoped_external_id(None, external_id) == external_id
+    answer = json.dumps({"id": "m", "externalId": first}).encode()
+    assert json.loads(unscoped_body(answer, callers[0]))["externalId"] == external_id
+    assert json.loads(unscoped_body(answer, callers[1]))["externalId"] == first  # not its own: left alone
