@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from ..errors import GatewayError
 MAX_DEPTH = 32
 # No createOrGet field is a number; long digit strings only cost CPU (int() refuses over 4,300 digits).
 MAX_INT_DIGITS = 100
+_DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -84,7 +86,8 @@ def _check_content_type(value: str | None) -> None:
 
 async def _read_bounded(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if _DIGITS.fullmatch(declared) and int(declared) > max_bytes:
         raise _too_large(max_bytes)
     chunks: list[bytes] = []
     size = 0
