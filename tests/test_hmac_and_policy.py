@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meetings_core.auth.caller import Caller
-from meetings_core.auth.entra import EntraVerifier, JwksCache
+from meetings_core.auth.entra import EntraVerifier, JwksCache, _grants
 from meetings_core.auth.hmac_signature import HmacVerifier, sign
 from meetings_core.auth.policy import CallerPolicy, CallerRule
 from meetings_core.errors import GatewayError
@@ -142,3 +142,17 @@ def test_the_signed_target_is_the_same_under_uvicorn_and_the_functions_host():
     functions_scope = AsgiRequest(request).to_asgi_http_scope()  # what AsgiFunctionApp serves
     uvicorn_scope = {"path": PATH, "raw_path": PATH.encode(), "query_string": b"a=1&b=%20"}
     assert request_target(functions_scope) == request_target(uvicorn_scope) == f"{PATH}?a=1&b=%20"
+
+
+@pytest.mark.parametrize(
+    ("claims", "granted"),
+    [
+        ({"roles": ["MeetingGateway.Create"]}, True),
+        ({"scp": "User.Read MeetingGateway.Create"}, True),
+        ({"scp": "MeetingGateway.CreateAll"}, False),
+        ({"roles": "MeetingGateway.Create"}, False),  # roles is a list; a string is not trusted
+        ({}, False),
+    ],
+)
+def test_required_role_is_an_app_role_or_a_delegated_scope(claims: dict[str, object], granted: bool):
+    assert _grants(claims, "MeetingGateway.Create") is granted

@@ -240,6 +240,7 @@ def test_7_short_or_empty_partner_secrets_refuse_to_start(local_stack: LocalStac
         message = refused(local_stack, env)
         assert "PARTNER_SECRETS" in message
         assert "shorter than 32 characters" in message
+        assert secret == "" or secret not in message
 
 
 def test_7_function_keys_outside_the_functions_host_refuse_to_start(local_stack: LocalStack):
