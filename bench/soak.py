@@ -2,8 +2,11 @@
 
     .venv/bin/python -m bench.soak [--seconds 120] [--concurrency 12]
 
-Traffic: new keys, concurrent duplicates, replays, changed payloads. Faults, in turn: Graph 429 and 503
-storms, dropped connections, Azurite restarted, a gateway process killed and restarted. Then every key is
+Traffic: new keys, concurrent duplicates, replays, changed payloads, against a non-atomic Graph (which would
+duplicate any race that reached it). Faults, in turn: Graph 429 and 503 storms, dropped connections, a slow
+Graph that answers after the gateway's deadline (and still creates), Azurite frozen (it accepts connections
+and never answers; inserts acknowledged on thaw make late owners), Azurite restarted, a gateway process
+killed and restarted. Then every key is
 requested once more, and the run checks: each key has exactly one meeting at Graph, every 2xx carried that
 meeting, no reservation is left in progress, and no 5xx other than 503/504 with Retry-After.
 """
@@ -32,9 +35,10 @@ from ._stack import ORGANIZER, create_path, running_stack
 GATEWAY_ENV = {
     "LOG_LEVEL": "WARNING",
     "GRAPH_DEADLINE_SECONDS": "4",
-    "GRAPH_ATTEMPT_TIMEOUT_SECONDS": "2",
-    "RESERVATION_LEASE_SECONDS": "10",
+    "GRAPH_GRACE_SECONDS": "3",
+    "RESERVATION_LEASE_SECONDS": "8",
     "DUPLICATE_WAIT_SECONDS": "3",
+    "STORE_TIMEOUT_SECONDS": "3",
 }
 
 
@@ -98,7 +102,15 @@ class Soak:
 
     async def faults(self, until: float) -> collections.Counter[str]:
         injected: collections.Counter[str] = collections.Counter()
-        kinds = ["429 storm", "503 storm", "dropped connections", "Azurite restart", "gateway killed"]
+        kinds = [
+            "429 storm",
+            "slow Graph",
+            "503 storm",
+            "frozen Azurite",
+            "dropped connections",
+            "Azurite restart",
+            "gateway killed",
+        ]
         index = 0
         while time.monotonic() + 8 < until:
             await asyncio.sleep(6)
@@ -117,6 +129,12 @@ class Soak:
             await self.client.post(graph, json={"faults": [{"status": 503, "retry_after": None, "count": 30}]})
         elif kind == "dropped connections":
             await self.client.post(graph, json={"drop_connections": 10})
+        elif kind == "slow Graph":
+            # Slower than GRAPH_DEADLINE_SECONDS, faster than deadline + grace: unknown outcomes that did create.
+            await self.client.post(graph, json={"latency_ms": 5000, "slow_calls": 10})
+        elif kind == "frozen Azurite":
+            with self.stack.azurite.frozen():
+                await asyncio.sleep(4.5)
         elif kind == "Azurite restart":
             port, data = self.stack.azurite.port, self.stack.log_dir.parent / "azurite"
             self.stack.azurite.stop()
@@ -132,7 +150,9 @@ class Soak:
 
     async def settle(self) -> int:
         """After the faults: wait out the leases, then ask for every key once more (takeover recovers)."""
-        await self.client.post(f"{self.stack.graph.url}/_emulator/config", json={"faults": [], "drop_connections": 0})
+        await self.client.post(
+            f"{self.stack.graph.url}/_emulator/config", json={"faults": [], "drop_connections": 0, "slow_calls": 0}
+        )
         await asyncio.sleep(float(GATEWAY_ENV["RESERVATION_LEASE_SECONDS"]) + 1)
         gate = asyncio.Semaphore(self.concurrency)
 
@@ -159,6 +179,7 @@ async def run(seconds: float, concurrency: int) -> int:
     with running_stack() as stack:
         gateways = [stack.add_gateway(env=GATEWAY_ENV) for _ in range(2)]
         soak = Soak(stack, gateways, concurrency)
+        await soak.client.post(f"{stack.graph.url}/_emulator/config", json={"non_atomic": True})
         until = time.monotonic() + seconds
         print(f"soak: {seconds:.0f} s, {concurrency} concurrent callers, 2 gateway processes", flush=True)
         faults = asyncio.create_task(soak.faults(until))

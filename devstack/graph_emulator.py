@@ -3,7 +3,9 @@
 Implements the documented contract (defaults, validation errors, 201 new / 200 existing, bearer-token
 check against the identity emulator's JWKS) with switches for latency, 429/503 faults with Retry-After,
 dropped connections, organizers without an access policy, and a non-atomic mode that creates duplicates
-under concurrent calls, as an unserialized createOrGet can.
+under concurrent calls, as an unserialized createOrGet can. Like any real backend, a createOrGet that has
+started finishes even when its client gives up (a timeout or a dropped connection): with latency, that is
+the slow mode in which a client's timeout is an unknown outcome.
 
     python -m devstack.graph_emulator --port 7073 --jwks-url http://127.0.0.1:7072/<tenant>/discovery/v2.0/keys
 
@@ -28,6 +30,8 @@ GRAPH_AUDIENCE = "https://graph.microsoft.com"
 GRAPH_ROLE = "OnlineMeetings.ReadWrite.All"
 _SWITCHES: dict[str, Any] = {
     "latency_ms": 0,
+    # How many createOrGet calls from now get the latency (None: all), as in a short Graph slowdown.
+    "slow_calls": None,
     "non_atomic": False,
     "faults": [],
     "drop_connections": 0,
@@ -99,25 +103,26 @@ class GraphEmulator:
             )
         if user_id in self.switches["unknown_organizers"]:
             return _graph_error(request, 404, "NotFound", f"User '{user_id}' was not found.")
-        return await self._create_or_get(request, version, user_id, body, start, end)
+        # Shielded: a client that disconnects does not stop a create that has started.
+        return await asyncio.shield(self._create_or_get(request, version, user_id, body, start, end))
 
     async def _create_or_get(
         self, request: web.Request, version: str, user_id: str, body: dict[str, Any], start: datetime, end: datetime
     ) -> web.Response:
         key = (user_id, str(body["externalId"]))
-        latency = self.switches["latency_ms"] / 1000
+        latency = self._latency()
         if self.switches["non_atomic"]:
             # Check, then act, with time in between: concurrent callers all see "absent" and all create.
             existing = self.meetings.get(key)
             await asyncio.sleep(latency)
             if existing is not None:
-                return _meeting_response(request, 200, existing)
+                return _meeting_response(request, 200, _in_version(existing, version))
             return self._create(request, version, key, body, start, end)
         async with self.locks[key]:
             existing = self.meetings.get(key)
             await asyncio.sleep(latency)
             if existing is not None:
-                return _meeting_response(request, 200, existing)
+                return _meeting_response(request, 200, _in_version(existing, version))
             return self._create(request, version, key, body, start, end)
 
     def _create(
@@ -133,6 +138,14 @@ class GraphEmulator:
         self.meetings[key] = meeting
         self.creates[f"{key[0]}|{key[1]}"] += 1
         return _meeting_response(request, 201, meeting)
+
+    def _latency(self) -> float:
+        slow_calls = self.switches["slow_calls"]
+        if slow_calls is not None:
+            if slow_calls <= 0:
+                return 0.0
+            self.switches["slow_calls"] = slow_calls - 1
+        return float(self.switches["latency_ms"]) / 1000
 
     def _next_fault(self) -> dict[str, Any] | None:
         for fault in self.switches["faults"]:
@@ -236,7 +249,7 @@ def _meeting(version: str, organizer: str, body: dict[str, Any], start: datetime
         for a in participants.get("attendees") or []
     ]
     return {
-        "@odata.context": f"https://graph.microsoft.com/{version}/$metadata#users('{organizer}')/onlineMeetings/$entity",
+        "@odata.context": _context(version, organizer),
         "id": meeting_id,
         "creationDateTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "startDateTime": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
@@ -270,6 +283,16 @@ def _meeting(version: str, organizer: str, body: dict[str, Any], start: datetime
             "replyChainMessageId": None,
         },
     }
+
+
+def _context(version: str, organizer: str) -> str:
+    return f"https://graph.microsoft.com/{version}/$metadata#users('{organizer}')/onlineMeetings/$entity"
+
+
+def _in_version(meeting: dict[str, Any], version: str) -> dict[str, Any]:
+    """An existing meeting as the asked-for API version serializes it."""
+    organizer = meeting["participants"]["organizer"]["identity"]["user"]["id"]
+    return {**meeting, "@odata.context": _context(version, organizer)}
 
 
 def _headers(request: web.Request) -> dict[str, str]:

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +94,15 @@ class Process:
         except subprocess.TimeoutExpired:
             _signal_group(self.popen.pid, signal.SIGKILL)
             self.popen.wait()
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """SIGSTOP the process for the block: it keeps its port, accepts connections and never answers."""
+        _signal_group(self.popen.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            _signal_group(self.popen.pid, signal.SIGCONT)
 
     def tail(self, lines: int = 20) -> str:
         try:

@@ -10,11 +10,11 @@ param environmentName string
 @description('Azure region of every resource. The region must offer Flex Consumption.')
 param location string
 
-@description('Object id of the deploying user or principal: gets blob access for azd deploy. Empty to skip.')
+@description('Object id of the deploying user or principal: blob upload for azd deploy, the reservations table for the operator CLI, writing partner secrets. Empty to skip.')
 param principalId string = ''
 
-@description('Grant the identity the Graph application permission OnlineMeetings.ReadWrite.All. Needs a deployer with Privileged Role Administrator (or Global Administrator); false to use scripts/grant-graph-permission.sh instead.')
-param grantGraphPermission bool = true
+@description('Assign the Graph application permission OnlineMeetings.ReadWrite.All to the identity during provisioning. Needs a deployer with Privileged Role Administrator (or Global Administrator) in Entra ID; off by default so that a subscription owner without Entra rights can deploy, and an administrator runs scripts/grant-graph-permission.sh once instead (docs/DEPLOY.md).')
+param grantGraphPermission bool = false
 
 @description('Caller authentication modes: function-key, entra, hmac (comma-separated).')
 param callerAuth string = 'function-key'
@@ -25,8 +25,11 @@ param entraTenantId string = ''
 @description('For entra mode: the audience (app ID URI or client id of the gateway app registration).')
 param entraAudience string = ''
 
-@description('Per-caller policy as JSON; empty allows every authenticated caller.')
-param callerPolicy string = ''
+@description('Per-caller policy (README: Caller policy), as an object; the empty object leaves CALLER_POLICY unset.')
+param callerPolicy object = {}
+
+@description('Gateway settings left to the code\'s defaults that this deployment changes, as strings, e.g. {"ON_PAYLOAD_MISMATCH": "return-existing", "RETENTION_DAYS": "60"}. Settings the template sets itself keep the template\'s value.')
+param gatewaySettings object = {}
 
 @description('Largest number of instances Flex Consumption may run.')
 @minValue(1)
@@ -54,6 +57,7 @@ module resources 'modules/resources.bicep' = {
     entraTenantId: entraTenantId
     entraAudience: entraAudience
     callerPolicy: callerPolicy
+    gatewaySettings: gatewaySettings
     maximumInstanceCount: maximumInstanceCount
   }
 }
@@ -66,3 +70,4 @@ output GATEWAY_URL string = resources.outputs.functionAppUrl
 output GATEWAY_IDENTITY_CLIENT_ID string = resources.outputs.identityClientId
 output GATEWAY_IDENTITY_PRINCIPAL_ID string = resources.outputs.identityPrincipalId
 output AZURE_STORAGE_ACCOUNT_NAME string = resources.outputs.storageAccountName
+output AZURE_KEY_VAULT_NAME string = resources.outputs.keyVaultName

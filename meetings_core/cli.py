@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
             help="the caller id (entra:<id> or hmac:<partner>) of an entra or hmac caller, whose keys are its own",
         )
         if name == "release":
-            command.add_argument("--force", action="store_true", help="also delete a completed record")
+            command.add_argument(
+                "--force", action="store_true", help="also delete a completed record or one whose lease is live"
+            )
     commands.add_parser("stuck", help="list in-progress reservations whose lease has ended")
     commands.add_parser("purge", help="delete expired and abandoned records now")
     return parser
@@ -105,8 +107,13 @@ async def _release(store: TableReservationStore, record: Reservation, *, force: 
     if record.state is State.COMPLETED and not force:
         print("the reservation is completed (a meeting exists); pass --force to delete it anyway", file=sys.stderr)
         return 1
-    if record.state is State.IN_PROGRESS and not record.lease_ended(now):
-        print("warning: its lease has not ended; an owner may still be calling Graph", file=sys.stderr)
+    if record.state is State.IN_PROGRESS and not record.lease_ended(now) and not force:
+        print(
+            f"its lease is live for {record.lease_left(now):.0f} s more: an owner may still be calling Graph, and "
+            "releasing now could let a second request create a second meeting. Wait, or pass --force.",
+            file=sys.stderr,
+        )
+        return 1
     try:
         await store.delete(record)
     except ReservationChanged:

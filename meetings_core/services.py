@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
@@ -42,12 +43,22 @@ class Services:
 
 def table_client(settings: Settings, credential: AsyncTokenCredential) -> TableClient:
     """Azurite by connection string locally; the account endpoint with the managed identity in Azure."""
+    # Short socket timeouts and few retries, so a hung store is noticed in seconds; the store also
+    # bounds each whole operation by STORE_TIMEOUT_SECONDS.
+    budget = settings.store_timeout_seconds
+    options: dict[str, Any] = {
+        "connection_timeout": min(2.0, budget),
+        "read_timeout": max(1.0, budget / 2),
+        "retry_total": 2,
+        "retry_backoff_factor": 0.2,
+        "retry_backoff_max": 1,
+    }
     if settings.tables_connection_string is not None:
         return TableClient.from_connection_string(
-            settings.tables_connection_string.get_secret_value(), settings.table_name
+            settings.tables_connection_string.get_secret_value(), settings.table_name, **options
         )
     assert settings.tables_endpoint is not None
-    return TableClient(settings.tables_endpoint, settings.table_name, credential=credential)
+    return TableClient(settings.tables_endpoint, settings.table_name, credential=credential, **options)
 
 
 async def build_services(settings: Settings) -> Services:
@@ -55,24 +66,21 @@ async def build_services(settings: Settings) -> Services:
     credential = ManagedIdentityCredential(client_id=settings.azure_client_id)
     http = httpx.AsyncClient(
         base_url=settings.graph_base_url,
-        timeout=httpx.Timeout(settings.graph_attempt_timeout_seconds, connect=5.0),
+        timeout=httpx.Timeout(settings.graph_deadline_seconds, connect=5.0),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         headers={"User-Agent": "meeting-gateway/0.1"},
     )
     tokens = TokenProvider(credential, settings.graph_scope)
-    graph = GraphClient(
-        http,
-        tokens,
-        deadline_seconds=settings.graph_deadline_seconds,
-        attempt_timeout_seconds=settings.graph_attempt_timeout_seconds,
-    )
-    store = TableReservationStore(table_client(settings, credential))
+    graph = GraphClient(http, tokens, deadline_seconds=settings.graph_deadline_seconds)
+    store = TableReservationStore(table_client(settings, credential), settings.store_timeout_seconds)
     await store.create_table()
     config = EngineConfig(
         lease=timedelta(seconds=settings.reservation_lease_seconds),
         duplicate_wait_seconds=settings.duplicate_wait_seconds,
         retention=timedelta(days=settings.retention_days),
+        grace_seconds=settings.graph_grace_seconds,
         return_existing_on_mismatch=settings.on_payload_mismatch == "return-existing",
+        in_progress_answer=settings.in_progress_answer,
     )
     engine = IdempotencyEngine(store, graph, config, CompletedCache(settings.replay_cache_size))
     auth_http = httpx.AsyncClient(timeout=5.0)

@@ -20,6 +20,8 @@ AUTH_MODES = ("function-key", "entra", "hmac")
 _WORKER_MODULES = ("azure_functions_worker", "azure_functions_worker_v2", "proxy_worker")
 # 32 characters: a guessable or placeholder secret would make HMAC signatures forgeable.
 MIN_PARTNER_SECRET_LENGTH = 32
+# Power Automate's HTTP action and connectors give up on a request after this long.
+CALLER_LIMIT_SECONDS = 120
 
 
 class SettingsError(RuntimeError):
@@ -36,16 +38,18 @@ class Settings(BaseSettings):
     graph_api_version: Literal["v1.0", "beta"] = "v1.0"
     graph_scope: str = "https://graph.microsoft.com/.default"
     graph_deadline_seconds: float = Field(default=30.0, gt=0, le=110)
-    graph_attempt_timeout_seconds: float = Field(default=15.0, gt=0)
+    graph_grace_seconds: float = Field(default=15.0, gt=0)
 
     tables_connection_string: SecretStr | None = None
     tables_endpoint: str | None = None
     table_name: str = "meetingreservations"
+    store_timeout_seconds: float = Field(default=5.0, ge=0.5, le=30)
 
     azure_client_id: str | None = None
 
     reservation_lease_seconds: float = Field(default=45.0, gt=0)
-    duplicate_wait_seconds: float = Field(default=20.0, ge=0, le=110)
+    duplicate_wait_seconds: float = Field(default=50.0, ge=0, le=110)
+    in_progress_answer: Literal["retry", "conflict"] = "retry"
     retention_days: int = Field(default=30, ge=1, le=3650)
     on_payload_mismatch: Literal["reject", "return-existing"] = "reject"
     replay_cache_size: int = Field(default=10_000, ge=0)
@@ -84,6 +88,11 @@ class Settings(BaseSettings):
         if not modes or unknown:
             raise ValueError(f"must be a comma-separated list of {', '.join(AUTH_MODES)}")
         return ",".join(modes)
+
+    @property
+    def longest_answer_seconds(self) -> float:
+        """The most a createOrGet can take: the duplicate wait, a takeover's Graph call, four store calls."""
+        return self.duplicate_wait_seconds + self.graph_deadline_seconds + 4 * self.store_timeout_seconds
 
     @property
     def auth_modes(self) -> frozenset[str]:
@@ -130,10 +139,16 @@ class Settings(BaseSettings):
                 "set exactly one of TABLES_CONNECTION_STRING (Azurite, local) "
                 "or TABLES_ENDPOINT (Azure, reached with the managed identity)"
             )
-        if self.reservation_lease_seconds < self.graph_deadline_seconds + 5:
+        if self.reservation_lease_seconds < self.graph_deadline_seconds + self.graph_grace_seconds:
             raise ValueError(
-                "RESERVATION_LEASE_SECONDS must exceed GRAPH_DEADLINE_SECONDS by at least 5 s, "
-                "so that no Graph call is in flight when a lease ends"
+                "RESERVATION_LEASE_SECONDS must be at least GRAPH_DEADLINE_SECONDS + GRAPH_GRACE_SECONDS, "
+                "so that Graph has finished any call the gateway gave up on before another may start"
+            )
+        if self.longest_answer_seconds > CALLER_LIMIT_SECONDS - 10:
+            raise ValueError(
+                f"DUPLICATE_WAIT_SECONDS + GRAPH_DEADLINE_SECONDS + 4 x STORE_TIMEOUT_SECONDS is "
+                f"{self.longest_answer_seconds:g} s: it must stay under {CALLER_LIMIT_SECONDS - 10} s so every "
+                f"caller is answered within Power Automate's {CALLER_LIMIT_SECONDS} s limit"
             )
         if "entra" in self.auth_modes and not (self.entra_tenant_id and self.entra_audience):
             raise ValueError("CALLER_AUTH includes entra: set ENTRA_TENANT_ID and ENTRA_AUDIENCE")
@@ -185,3 +200,13 @@ def load_settings() -> Settings:
 def get_settings() -> Settings:
     """The worker's settings, read once."""
     return load_settings()
+
+
+if __name__ == "__main__":
+    # `make gateway` checks first: uvicorn's workers would print a traceback each for a bad setting, then hang.
+    try:
+        problem = load_settings().serving_problem()
+    except SettingsError as exc:
+        raise SystemExit(str(exc)) from None
+    if problem:
+        raise SystemExit(f"Invalid gateway settings: {problem}")

@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails
 
 from .contract import CreateOrGetBody
 from .errors import GatewayError
-from .fingerprint import fingerprint
+from .fingerprint import canonical_json, fingerprint, legacy_fingerprint
 from .idempotency.keys import ReservationKey, scoped_external_id, unscoped_body
 
 API_VERSIONS = ("v1.0", "beta")
@@ -34,6 +34,7 @@ class CreateOrGetCall:
     body: dict[str, Any]
     model: CreateOrGetBody
     fingerprint: str
+    legacy_fingerprint: str
     scope: str | None = None
 
     @property
@@ -48,6 +49,11 @@ class CreateOrGetCall:
     def caller_body(self, graph_body: bytes) -> bytes:
         """Graph's answer with the caller's own externalId in it."""
         return unscoped_body(graph_body, self.scope)
+
+    @property
+    def fingerprints(self) -> tuple[str, str]:
+        """Every fingerprint a stored record of this same request may carry (current, then legacy)."""
+        return (self.fingerprint, self.legacy_fingerprint)
 
 
 def validate_organizer_id(user_id: str) -> str:
@@ -69,6 +75,7 @@ def validate_call(api_version: str, organizer_id: str, body: Any, scope: str | N
     """
     if not isinstance(body, dict):
         raise GatewayError(400, "BadRequest", 'The request body must be a JSON object such as {"externalId": "..."}.')
+    _check_encodable(body)
     try:
         model = CreateOrGetBody.model_validate(body)
     except ValidationError as exc:
@@ -85,7 +92,22 @@ def validate_call(api_version: str, organizer_id: str, body: Any, scope: str | N
                 )
     # Unscoped (function keys): forwarded exactly as sent; scoped: only the externalId differs.
     graph_body = body if scope is None else {**body, "externalId": scoped_external_id(scope, model.external_id)}
-    return CreateOrGetCall(api_version, organizer_id, graph_body, model, fingerprint(body), scope)
+    return CreateOrGetCall(
+        api_version, organizer_id, graph_body, model, fingerprint(model), legacy_fingerprint(body), scope
+    )
+
+
+def _check_encodable(body: dict[str, Any]) -> None:
+    # JSON may escape a lone UTF-16 surrogate ("\udfff"), which no UTF-8 text (Graph's, our store's) can hold.
+    try:
+        canonical_json(body)
+    except UnicodeEncodeError as exc:
+        raise GatewayError(
+            400,
+            "BadRequest",
+            "The request body contains an unpaired UTF-16 surrogate escape (such as \\udfff), which is not "
+            "valid Unicode text: send well-formed characters.",
+        ) from exc
 
 
 def _bad_request(errors: list[ErrorDetails]) -> GatewayError:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Grant the gateway's managed identity the Microsoft Graph application permission
-# OnlineMeetings.ReadWrite.All, when the Bicep template could not (grantGraphPermission=false, or a deployer
-# without Privileged Role Administrator). Run by an administrator with that role, after `azd up`:
+# OnlineMeetings.ReadWrite.All. The template leaves it to this script by default (grantGraphPermission=false), so
+# that a deployer without Entra rights can run `azd up`. Run once by a Privileged Role Administrator, after `azd up`;
+# `azd provision` never removes the assignment:
 #
 #   az login --tenant <tenant id>
 #   scripts/grant-graph-permission.sh <identity principal id>   # azd env get-value GATEWAY_IDENTITY_PRINCIPAL_ID

@@ -13,6 +13,7 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from meetings_core.errors import GatewayError
 from meetings_core.graph.client import GraphClient
+from meetings_core.graph.errors import OutcomeUnknown
 from meetings_core.graph.token import TokenProvider
 
 URL = "https://graph.test/v1.0/users/u/onlineMeetings/createOrGet"
@@ -35,7 +36,7 @@ class FakeCredential:
 def client(credential: FakeCredential | None = None, deadline: float = 5) -> GraphClient:
     tokens = TokenProvider(credential or FakeCredential(), "scope")  # type: ignore[arg-type]
     http = httpx.AsyncClient(base_url="https://graph.test")
-    return GraphClient(http, tokens, deadline_seconds=deadline, attempt_timeout_seconds=2)
+    return GraphClient(http, tokens, deadline_seconds=deadline)
 
 
 async def test_token_provider_single_flight_and_refresh_before_expiry():
@@ -62,8 +63,10 @@ async def test_identity_failure_is_503_without_details():
     ("status", "content", "expected_status", "fragment"),
     [
         (401, b'{"error": {"code": "InvalidAuthenticationToken", "message": "bad"}}', 502, "gateway's own token"),
-        (500, b'{"error": {"code": "UnknownError", "message": "boom"}}', 502, "Graph failed with 500"),
-        (201, b"<html>not json</html>", 502, "not JSON"),
+        (500, b'{"error": {"code": "UnknownError", "message": "boom"}}', 503, "may or may not have created"),
+        (502, b"bad gateway", 503, "may or may not have created"),
+        (408, b"", 503, "may or may not have created"),
+        (201, b"<html>not json</html>", 503, "not JSON"),
         (409, b"not json at all", 409, "Graph answered 409"),
         (400, b'{"error": {"code": "BadRequest", "message": "Invalid subject"}}', 400, "Invalid subject"),
     ],
@@ -91,10 +94,51 @@ async def test_retry_after_http_date_is_honoured():
 
 
 @respx.mock
-async def test_timeouts_exhaust_the_deadline_into_504():
-    respx.post(URL).mock(side_effect=httpx.ReadTimeout("slow"))
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [
+        (httpx.ReadTimeout("slow"), 504),
+        (httpx.WriteTimeout("slow"), 504),
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), 503),
+        (httpx.ReadError("connection reset"), 503),
+        (httpx.Response(504), 503),
+        (httpx.Response(500), 503),
+    ],
+)
+async def test_unknown_outcomes_are_never_retried(failure: object, status: int):
+    route = respx.post(URL).mock(side_effect=[failure, httpx.Response(201, json={"id": "m"})])
+    with pytest.raises(OutcomeUnknown) as raised:
+        await client(deadline=3).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert raised.value.status == status
+    assert route.call_count == 1
+
+
+@respx.mock
+@pytest.mark.parametrize("failure", [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.Response(503)])
+async def test_what_never_reached_graph_is_retried(failure: object):
+    route = respx.post(URL).mock(side_effect=[failure, httpx.Response(201, json={"id": "m"})])
+    result = await client(deadline=5).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert result.status == 201
+    assert route.call_count == 2
+
+
+@respx.mock
+async def test_connect_failures_until_the_deadline_are_a_definite_503():
+    route = respx.post(URL).mock(side_effect=httpx.ConnectError("refused"))
     started = time.monotonic()
     with pytest.raises(GatewayError) as raised:
-        await client(deadline=3).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
-    assert raised.value.status == 504
-    assert time.monotonic() - started < 3.5
+        await client(deadline=6).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert not isinstance(raised.value, OutcomeUnknown)
+    assert raised.value.status == 503
+    assert "No meeting was created" in raised.value.message
+    assert route.call_count >= 2
+    assert time.monotonic() - started < 6.5
+
+
+@respx.mock
+async def test_a_body_that_cannot_be_decoded_is_an_unknown_outcome():
+    garbage = httpx.Response(201, stream=httpx.ByteStream(b"not gzip"), headers={"Content-Encoding": "gzip"})
+    route = respx.post(URL).mock(return_value=garbage)
+    with pytest.raises(OutcomeUnknown):
+        await client().create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert route.call_count == 1

@@ -63,12 +63,12 @@ async def test_retries_honour_fractional_retry_after(stack: Stack):
     assert (await stack.graph_stats())["calls"] == 3
 
 
-async def test_retries_after_503_and_dropped_connections(stack: Stack):
-    await stack.graph_config(faults=[{"status": 503, "retry_after": None, "count": 1}], drop_connections=1)
+async def test_retries_after_503_without_retry_after(stack: Stack):
+    await stack.graph_config(faults=[{"status": 503, "retry_after": None, "count": 1}])
     async with httpx.AsyncClient(timeout=30) as client:
         response = await client.post(create_url(stack.gateway), json=body_for())
     assert response.status_code == 201, response.text
-    assert (await stack.graph_stats())["creates"] == 1
+    assert (await stack.graph_stats())["calls"] == 2
 
 
 async def test_retry_after_beyond_the_deadline_answers_503_at_once_and_releases_the_key(stack: Stack):
@@ -175,7 +175,7 @@ async def test_health_reports_each_part(stack: Stack, stack_factory):
 
 async def test_a_hanging_token_endpoint_is_cut_at_the_deadline(stack_factory):
     # The attempt's bound covers the token too, so an owner never calls Graph after its lease ends.
-    env = {"GRAPH_DEADLINE_SECONDS": "1", "GRAPH_ATTEMPT_TIMEOUT_SECONDS": "1", "RESERVATION_LEASE_SECONDS": "6"}
+    env = {"GRAPH_DEADLINE_SECONDS": "1", "GRAPH_GRACE_SECONDS": "5", "RESERVATION_LEASE_SECONDS": "6"}
     stack = await stack_factory(workers=1, env=env)
     await stack.identity_config(latency_ms=4000)
     started = time.monotonic()
@@ -183,7 +183,8 @@ async def test_a_hanging_token_endpoint_is_cut_at_the_deadline(stack_factory):
         response = await client.post(create_url(stack.gateway), json=body_for())
     elapsed = time.monotonic() - started
     await stack.identity_config(latency_ms=0)
-    assert response.status_code == 504
+    # No request left for Graph: a definite failure, the key is released at once.
+    assert response.status_code == 503
     assert "retry-after" in response.headers
     assert elapsed < 3
     await asyncio.sleep(3.5)  # the emulator would now answer the abandoned token request

@@ -67,8 +67,10 @@ async def test_changed_payload_gets_422(stack: Stack):
     assert "different request body" in changed.json()["error"]["message"]
 
 
-async def test_in_flight_duplicate_gets_409_or_202_and_the_status_url_resolves(stack_factory):
-    stack = await stack_factory(workers=1, env={"DUPLICATE_WAIT_SECONDS": "0.3"})
+@pytest.mark.parametrize(("answer", "status"), [("retry", 503), ("conflict", 409)])
+async def test_in_flight_duplicate_past_the_wait_gets_the_set_answer_or_202(stack_factory, answer: str, status: int):
+    env = {"DUPLICATE_WAIT_SECONDS": "0.3", "IN_PROGRESS_ANSWER": answer}
+    stack = await stack_factory(workers=1, env=env)
     await stack.graph_config(latency_ms=2500)
     body = body_for()
     async with httpx.AsyncClient(timeout=30) as client:
@@ -76,7 +78,7 @@ async def test_in_flight_duplicate_gets_409_or_202_and_the_status_url_resolves(s
         await asyncio.sleep(0.8)
         conflict = await client.post(create_url(stack.gateway), json=body)
         accepted = await client.post(create_url(stack.gateway), json=body, headers={"Prefer": "respond-async"})
-        assert conflict.status_code == 409
+        assert conflict.status_code == status
         assert conflict.json()["error"]["code"] == "RequestInProgress"
         assert int(conflict.headers["retry-after"]) >= 1
         assert accepted.status_code == 202
@@ -92,14 +94,14 @@ async def test_in_flight_duplicate_gets_409_or_202_and_the_status_url_resolves(s
 
 
 async def _kill_owner_and_recover(stack_factory, *, hold: str) -> None:
-    # A lease of 6 s (Graph deadline 1 s) keeps the test short; the taker waits for the lease to end.
-    env = {"GRAPH_DEADLINE_SECONDS": "1", "GRAPH_ATTEMPT_TIMEOUT_SECONDS": "1", "RESERVATION_LEASE_SECONDS": "6"}
+    # A lease of 6 s (Graph deadline 3 s) keeps the test short; the taker waits for the lease to end.
+    env = {"GRAPH_DEADLINE_SECONDS": "3", "GRAPH_GRACE_SECONDS": "3", "RESERVATION_LEASE_SECONDS": "6"}
     owner = await stack_factory(workers=1, env=env)
     taker = await stack_factory(workers=1, env=env)
     if hold == "token":
-        await owner.identity_config(latency_ms=3000)  # the owner dies waiting for its token: Graph never called
+        await owner.identity_config(latency_ms=5000)  # the owner dies waiting for its token: Graph never called
     else:
-        await owner.graph_config(latency_ms=1500)  # the owner dies while Graph is creating the meeting
+        await owner.graph_config(latency_ms=2500)  # the owner dies while Graph is creating the meeting
     body = body_for()
     key = ReservationKey(ORGANIZER.lower(), body["externalId"])
     async with httpx.AsyncClient(timeout=30) as client:
@@ -110,7 +112,7 @@ async def _kill_owner_and_recover(stack_factory, *, hold: str) -> None:
         os.killpg(owner.gateway_pid, signal.SIGKILL)
         with pytest.raises(httpx.TransportError):
             await doomed
-        await asyncio.sleep(1.5)  # let the emulator finish the dead owner's create, as Graph would
+        await asyncio.sleep(2.5)  # let the emulator finish the dead owner's create, as Graph would
         await owner.identity_config(latency_ms=0)
         await owner.graph_config(latency_ms=0)
         started = time.monotonic()

@@ -84,6 +84,21 @@ async def test_cli_shows_lists_and_releases_a_stuck_reservation(stack: Stack):
     assert "GUID" in bad.stderr
 
 
+async def test_cli_refuses_to_release_a_live_lease_without_force(stack: Stack):
+    store = TableReservationStore(TableClient.from_connection_string(stack.tables, "meetingreservations"))
+    await store.create_table()
+    live = await store.insert(record(State.IN_PROGRESS, lease_until=datetime.now(UTC) + timedelta(minutes=5)))
+    await store.close()
+    organizer, external_id = live.key.organizer_id, live.key.external_id
+    refused = cli(stack, "release", organizer, external_id)
+    assert refused.returncode == 1
+    assert "--force" in refused.stderr
+    assert cli(stack, "show", organizer, external_id).returncode == 0  # still there
+    forced = cli(stack, "release", organizer, external_id, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert cli(stack, "show", organizer, external_id).returncode == 1
+
+
 async def test_store_maps_missing_records_and_tables_to_its_own_errors(stack: Stack):
     from meetings_core.idempotency.store import ReservationChanged, StoreUnavailable
 

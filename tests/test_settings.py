@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,15 +87,47 @@ def test_one_mode_with_an_explicit_policy_is_accepted(monkeypatch: pytest.Monkey
     assert not settings.caller_policy["hmac:acme"].read_others
 
 
-def test_gateway_refuses_to_start_with_a_bad_setting():
-    env = {"PATH": "/usr/bin:/bin", "GRAPH_BASE_URL": "nope"}
-    result = subprocess.run(
-        [sys.executable, "-c", "from meetings_core.http.app import create_app; create_app()"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+BAD = {"PATH": "/usr/bin:/bin", "GRAPH_BASE_URL": "nope"}
+
+
+def _run(code: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *code], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_create_app_raises_settings_error_naming_the_setting(monkeypatch: pytest.MonkeyPatch):
+    # An exception (not SystemExit): the Functions host reports its message when indexing fails.
+    from meetings_core.http.app import create_app
+    from meetings_core.settings import get_settings
+
+    monkeypatch.setenv("GRAPH_BASE_URL", "nope")
+    monkeypatch.setenv("TABLES_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError, match="GRAPH_BASE_URL"):
+            create_app()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_function_app_fails_indexing_with_the_setting_in_a_short_traceback():
+    result = _run(["-c", "import function_app"], BAD)
     assert result.returncode != 0
-    assert "GRAPH_BASE_URL" in result.stderr
-    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("meetings_core.settings.SettingsError: Invalid gateway settings: GRAPH_BASE_URL")
+    # from None: no pydantic internals chained, only the few frames from function_app.py to load_settings.
+    assert "pydantic" not in result.stderr
+    assert result.stderr.count('File "') <= 5
+
+
+def test_settings_check_that_make_gateway_runs_first():
+    bad = _run(["-m", "meetings_core.settings"], BAD)
+    assert bad.returncode != 0
+    assert "GRAPH_BASE_URL" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    good = _run(["-m", "meetings_core.settings"], {"PATH": "/usr/bin:/bin", **BASE})
+    assert (good.returncode, good.stderr) == (0, "")
+    recipe = re.search(r"^gateway:.*\n((?:\t.*\n)+)", (Path(__file__).parent.parent / "Makefile").read_text(), re.M)
+    assert recipe
+    lines = recipe.group(1).splitlines()
+    assert "-m meetings_core.settings" in lines[0]
+    assert "uvicorn" in lines[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import GatewayError
 from .caller import Caller, forbidden
 
 ANY = "*"
@@ -37,6 +38,13 @@ class CallerPolicy:
             raise forbidden(f"This caller may not use the {api_version} API.")
         if ANY not in rule.organizers and organizer_id not in {o.lower() for o in rule.organizers}:
             raise forbidden("This caller may not create meetings for this organizer.")
+
+    def allows(self, caller: Caller, organizer_id: str, api_version: str) -> bool:
+        try:
+            self.authorize(caller, organizer_id, api_version)
+        except GatewayError:
+            return False
+        return True
 
     def may_read_others(self, caller: Caller) -> bool:
         if self._rules is None:

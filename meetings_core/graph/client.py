@@ -1,4 +1,11 @@
-"""The Graph createOrGet call: token, retries honouring Retry-After, one overall deadline."""
+"""The Graph createOrGet call: token, retries of what never reached Graph, one overall deadline.
+
+Outcome classes (docs/IDEMPOTENCY.md): a request that provably never reached Graph (connect failures,
+429, 503) may be retried inside the deadline. Anything else that is not a definite answer (a read
+timeout, a connection dropped after sending, 5xx other than 503, 408, a body that cannot be read) is
+an *unknown outcome*: Graph may still be creating the meeting, so it is never retried here and the
+engine keeps the key reserved until its lease ends.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +22,18 @@ import stamina
 
 from ..errors import GatewayError, retry_after_header
 from ..telemetry import tracer
-from .errors import graph_error
+from .errors import OutcomeUnknown, graph_error
 from .retry_after import parse_retry_after
 from .token import TokenProvider
 
 log = logging.getLogger("meetings_core.graph")
 
-_RETRY_STATUSES = frozenset({429, 503, 504})
+# Answers that say Graph did not act on the request: safe to send again.
+_NOT_PROCESSED_STATUSES = frozenset({429, 503})
+# Answers that say nothing about whether Graph acted.
+_UNKNOWN_STATUSES = frozenset({408}) | frozenset(range(500, 600)) - _NOT_PROCESSED_STATUSES
+# Exceptions raised before a single byte of the request left this process.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Never start an attempt with less time than this left: it could not finish.
 _MIN_ATTEMPT_SECONDS = 1.0
 _BACKOFF_MAX_SECONDS = 2.0
@@ -37,8 +49,8 @@ class GraphResult:
     request_id: str | None
 
 
-class _Transient(Exception):
-    """A 429/503/504 answer that may be retried."""
+class _NotProcessed(Exception):
+    """A 429/503 answer: Graph refused the request without acting on it."""
 
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"Graph answered {response.status_code}")
@@ -46,21 +58,17 @@ class _Transient(Exception):
         self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
 
+class _NeverSent(Exception):
+    """The deadline or the token endpoint stopped an attempt before its request was sent."""
+
+
 class GraphClient:
     """Calls `POST /{version}/users/{id}/onlineMeetings/createOrGet` over one pooled httpx client."""
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        tokens: TokenProvider,
-        *,
-        deadline_seconds: float,
-        attempt_timeout_seconds: float,
-    ) -> None:
+    def __init__(self, http: httpx.AsyncClient, tokens: TokenProvider, *, deadline_seconds: float) -> None:
         self._http = http
         self._tokens = tokens
         self._deadline_seconds = deadline_seconds
-        self._attempt_timeout = attempt_timeout_seconds
 
     async def create_or_get(
         self,
@@ -71,7 +79,11 @@ class GraphClient:
         client_request_id: str,
         deadline_seconds: float | None = None,
     ) -> GraphResult:
-        """Forward the caller's body; raise `GatewayError` with Graph's code, or 503/504 when time runs out."""
+        """Forward the caller's body.
+
+        Raises `GatewayError` for a definite failure (Graph's 4xx, or every attempt refused before
+        Graph acted) and `OutcomeUnknown` when Graph may have created the meeting without us knowing.
+        """
         budget = min(self._deadline_seconds, deadline_seconds or self._deadline_seconds)
         deadline = time.monotonic() + budget
         path = f"/{api_version}/users/{quote(organizer_id, safe='')}/onlineMeetings/createOrGet"
@@ -87,25 +99,27 @@ class GraphClient:
             ):
                 with attempt:
                     response = await self._send(path, content, client_request_id, deadline, attempt.num)
-        except _Transient as exc:
-            raise _exhausted(exc.response.status_code, exc.retry_after) from None
-        except (httpx.TimeoutException, TimeoutError):
-            raise _exhausted(504, None) from None
-        except httpx.TransportError:
-            raise _exhausted(503, None) from None
+        except _NotProcessed as exc:
+            raise _exhausted(exc.response.status_code, exc.retry_after) from exc
+        except (*_NEVER_SENT, _NeverSent) as exc:
+            raise _exhausted(503, None) from exc
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise OutcomeUnknown("Graph did not answer within the gateway's deadline.", timeout=True) from exc
+        except httpx.HTTPError as exc:
+            raise OutcomeUnknown(f"The connection to Graph failed after the request was sent ({exc!r}).") from exc
         return _result(response)
 
     async def _send(
         self, path: str, content: bytes, client_request_id: str, deadline: float, attempt: int
     ) -> httpx.Response:
+        token = await self._token(deadline)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError("the Graph deadline has passed")
+            raise _NeverSent("the Graph deadline passed before the request was sent")
         started = time.monotonic()
-        # An absolute bound on the whole attempt (token, connect, send, slow-drip read): with the deadline
+        # An absolute bound on the whole exchange (connect, send, slow-drip read): with the deadline
         # inside the reservation's lease, no request of ours is in flight once the lease ends.
         async with asyncio.timeout(remaining):
-            token = await self._tokens.get()
             with tracer.start_as_current_span("graph createOrGet") as span:
                 span.set_attribute("graph.attempt", attempt)
                 response = await self._http.post(
@@ -116,7 +130,7 @@ class GraphClient:
                         "Content-Type": "application/json",
                         "client-request-id": client_request_id,
                     },
-                    timeout=min(self._attempt_timeout, remaining),
+                    timeout=httpx.Timeout(remaining, connect=min(5.0, remaining)),
                 )
                 span.set_attribute("http.response.status_code", response.status_code)
         log.info(
@@ -129,16 +143,23 @@ class GraphClient:
                 "elapsed_ms": round((time.monotonic() - started) * 1000),
             },
         )
-        if response.status_code in _RETRY_STATUSES:
-            raise _Transient(response)
+        if response.status_code in _NOT_PROCESSED_STATUSES:
+            raise _NotProcessed(response)
         return response
 
+    async def _token(self, deadline: float) -> str:
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                return await self._tokens.get()
+        except TimeoutError as exc:
+            raise _NeverSent("the managed identity token did not arrive before the Graph deadline") from exc
+
     def _backoff(self, exc: Exception, deadline: float) -> bool | float:
-        """Stamina hook: the wait before the next attempt, or False when the deadline forbids one."""
-        if not isinstance(exc, _Transient | httpx.TransportError | TimeoutError):
+        """Stamina hook: the wait before the next attempt, or False when it may not or cannot be retried."""
+        if not isinstance(exc, (_NotProcessed, *_NEVER_SENT)):
             return False
         remaining = deadline - time.monotonic()
-        wait = exc.retry_after if isinstance(exc, _Transient) else None
+        wait = exc.retry_after if isinstance(exc, _NotProcessed) else None
         worst_wait = wait if wait is not None else _BACKOFF_MAX_SECONDS + _BACKOFF_JITTER_SECONDS
         if worst_wait + _MIN_ATTEMPT_SECONDS > remaining:
             return False
@@ -147,12 +168,15 @@ class GraphClient:
 
 def _result(response: httpx.Response) -> GraphResult:
     request_id = response.headers.get("request-id")
-    if response.status_code in (200, 201):
+    status = response.status_code
+    if status in _UNKNOWN_STATUSES:
+        raise OutcomeUnknown(f"Graph answered {status}; it may or may not have created the meeting.")
+    if status in (200, 201):
         try:
             json.loads(response.content)
-        except ValueError:
-            raise GatewayError(502, "BadGateway", "Graph answered with a body that is not JSON.") from None
-        return GraphResult(response.status_code, response.content, request_id)
+        except ValueError as exc:
+            raise OutcomeUnknown("Graph answered with a body that is not JSON.") from exc
+        return GraphResult(status, response.content, request_id)
     raise graph_error(response)
 
 
@@ -160,13 +184,11 @@ def _exhausted(status: int, retry_after: float | None) -> GatewayError:
     wait = retry_after if retry_after is not None else 5.0
     if status == 429:
         message = "Graph is throttling requests and the gateway's deadline would pass before it may retry."
-    elif status == 504:
-        message = "Graph did not answer in time."
     else:
-        message = "Graph is unavailable or the connection to it failed."
+        message = "Graph is unavailable or could not be reached."
     return GatewayError(
-        504 if status == 504 else 503,
-        "GatewayTimeout" if status == 504 else "ServiceUnavailable",
-        f"{message} No meeting was confirmed; send the same request again after the Retry-After delay.",
+        503,
+        "ServiceUnavailable",
+        f"{message} No meeting was created; send the same request again after the Retry-After delay.",
         headers=retry_after_header(wait),
     )

@@ -28,8 +28,6 @@ def graph_error(response: httpx.Response) -> GatewayError:
     if status == 401:
         # The token is the gateway's, not the caller's: the caller cannot fix this.
         return GatewayError(502, "BadGateway", f"Graph refused the gateway's own token ({code}).")
-    if status >= 500:
-        return GatewayError(502, "BadGateway", f"Graph failed with {status} {code}: {message}")
     return GatewayError(status, code, message + _HINTS.get(status, ""))
 
 
@@ -43,3 +41,20 @@ def _code_and_message(response: httpx.Response) -> tuple[str, str]:
     code = str(error.get("code") or response.reason_phrase or "Error")
     message = str(error.get("message") or f"Graph answered {response.status_code}.")
     return code, message
+
+
+class OutcomeUnknown(GatewayError):
+    """Graph may or may not have acted: the key stays reserved until its lease ends (docs/IDEMPOTENCY.md).
+
+    The caller gets a status every client retries (504 after a timeout, 503 otherwise); the engine sets
+    `Retry-After` to when the key can be settled.
+    """
+
+    def __init__(self, reason: str, *, timeout: bool = False) -> None:
+        super().__init__(
+            504 if timeout else 503,
+            "GatewayTimeout" if timeout else "ServiceUnavailable",
+            f"{reason} The meeting may exist; send the same request again after the Retry-After delay to get it "
+            "(the gateway lets no other request for this externalId reach Graph meanwhile).",
+        )
+        self.reason = reason

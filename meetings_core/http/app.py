@@ -35,13 +35,11 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the app; settings default to the environment's, validated now so a bad one stops start-up."""
-    try:
-        settings = settings or get_settings()
-    except SettingsError as exc:
-        raise SystemExit(str(exc)) from None
+    """Build the app; settings default to the environment's, validated now: a bad one raises `SettingsError`."""
+    # An exception, not SystemExit: the Functions host reports it, with the setting's name, when indexing fails.
+    settings = settings or get_settings()
     if problem := settings.serving_problem():
-        raise SystemExit(f"Invalid gateway settings: {problem}")
+        raise SettingsError(f"Invalid gateway settings: {problem}")
     configure_logging(settings.log_level)
     configure_telemetry(settings)
     holder = ServiceHolder(settings)
@@ -127,11 +125,13 @@ def caller_scope(caller: Caller) -> str | None:
 
 
 def _context(request: Request, caller: Caller) -> RequestContext:
+    policy: CallerPolicy = request.app.state.policy
     return RequestContext(
         caller=caller.id,
         client_request_id=request.state.client_request_id,
         respond_async="respond-async" in request.headers.get("prefer", "").lower(),
-        read_others=request.app.state.policy.may_read_others(caller),
+        read_others=policy.may_read_others(caller),
+        allows=lambda organizer_id, api_version: policy.allows(caller, organizer_id, api_version),
     )
 
 

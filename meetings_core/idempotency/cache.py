@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from cachetools import LRUCache
+from datetime import datetime
+
+from cachetools import TTLCache
 
 from .records import Reservation, State
 
+# A record released by an operator or purged elsewhere stops being served within this time.
+CACHE_TTL_SECONDS = 300
+
 
 class CompletedCache:
-    """LRU of completed reservations by key digest; completed records never change, so no staleness."""
+    """TTL-bounded LRU of completed reservations by key digest; never serves one past its `expires_at`."""
 
-    def __init__(self, size: int) -> None:
-        self._entries: LRUCache[str, Reservation] | None = LRUCache(maxsize=size) if size > 0 else None
+    def __init__(self, size: int, ttl_seconds: float = CACHE_TTL_SECONDS) -> None:
+        self._entries: TTLCache[str, Reservation] | None = TTLCache(maxsize=size, ttl=ttl_seconds) if size > 0 else None
 
-    def get(self, digest: str) -> Reservation | None:
-        return self._entries.get(digest) if self._entries is not None else None
+    def get(self, digest: str, now: datetime) -> Reservation | None:
+        if self._entries is None:
+            return None
+        record = self._entries.get(digest)
+        if record is not None and record.expires_at is not None and record.expires_at <= now:
+            self._entries.pop(digest, None)
+            return None
+        return record
 
     def put(self, record: Reservation) -> None:
         if self._entries is not None and record.state is State.COMPLETED:

@@ -1,42 +1,49 @@
-"""The reservation state machine: exactly one request per key reaches Graph at a time.
+"""The reservation state machine: no second request for a key reaches Graph while an earlier one may run.
 
 States and transitions (docs/IDEMPOTENCY.md explains each):
     (none) --insert--> in_progress --Graph 2xx, ETag replace--> completed
-    in_progress --Graph error, ETag delete--> (none)
-    in_progress(lease ended) --ETag replace by one taker--> in_progress(new owner)
+    in_progress --Graph's definite error, ETag delete--> (none)
+    in_progress --unknown outcome--> in_progress, held until its lease ends
+    in_progress(lease ended) --ETag replace by one taker (a duplicate or a status poll)--> in_progress(new owner)
+    completed(other API version) --ETag replace--> in_progress(new owner)
     completed --purge after retention--> (none)
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import re
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from ..errors import GatewayError, retry_after_header
 from ..graph.client import GraphClient
+from ..graph.errors import OutcomeUnknown
 from ..validation import CreateOrGetCall
 from .cache import CompletedCache
 from .keys import ReservationKey
 from .records import Reservation, State
-from .store import ReservationChanged, ReservationExists, ReservationStore, StoreUnavailable
+from .store import ReservationChanged, ReservationExists, ReservationStore, StoreError, StoreUnavailable
 
 log = logging.getLogger("meetings_core.idempotency")
 
-# Graph must be done this long before the lease ends, so no call is in flight after it.
-_LEASE_SAFETY_SECONDS = 2.0
+# Never call Graph with less than this left of the lease (after the grace): the call could not finish.
+MIN_GRAPH_SECONDS = 1.0
 _POLL_FIRST_SECONDS = 0.05
 _POLL_MAX_SECONDS = 1.0
-_DIGEST = re.compile(r"[0-9a-f]{64}")
+_IN_PROGRESS_RETRY_MAX_SECONDS = 5.0
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _allow_all(organizer_id: str, api_version: str) -> bool:
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +57,14 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """Who is asking and how they want an unfinished duplicate answered."""
+    """Who is asking, what they may see, and how they want an unfinished duplicate answered."""
 
     caller: str
     client_request_id: str
     respond_async: bool = False
-    read_others: bool = True
+    read_others: bool = False
+    # The caller's policy for (organizer id, API version); the status URL checks it on the stored record.
+    allows: Callable[[str, str], bool] = _allow_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +72,32 @@ class EngineConfig:
     lease: timedelta
     duplicate_wait_seconds: float
     retention: timedelta
+    # Time Graph keeps to finish a call after the gateway gave up on it, and room for clock skew.
+    grace_seconds: float = 15.0
     return_existing_on_mismatch: bool = False
+    in_progress_answer: Literal["retry", "conflict"] = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class _Forward:
+    """What the owner sends to Graph: from the caller's call, or from the record a poll took over."""
+
+    api_version: str
+    organizer_id: str
+    body: dict[str, Any]
+
+    @property
+    def request(self) -> bytes:
+        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def of_call(cls, call: CreateOrGetCall) -> _Forward:
+        return cls(call.api_version, call.organizer_id, call.body)
+
+    @classmethod
+    def of_record(cls, record: Reservation) -> _Forward:
+        assert record.request is not None
+        return cls(record.api_version, record.key.organizer_id, json.loads(record.request))
 
 
 class IdempotencyEngine:
@@ -76,133 +110,200 @@ class IdempotencyEngine:
         config: EngineConfig,
         cache: CompletedCache,
         clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store = store
         self._graph = graph
         self._config = config
         self._cache = cache
         self._clock = clock
+        self._sleep = sleep
 
     async def create_or_get(self, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
         """Answer the call: Graph's result for the owner, the stored result for every duplicate."""
         key = call.key  # (organizer, the externalId Graph sees): scoped per caller, see validation.py
-        cached = self._cache.get(key.digest)
-        if cached is not None:
+        cached = self._cache.get(key.digest, self._clock())
+        if cached is not None and cached.api_version == call.api_version:
             return self._replay(cached, call, ctx)
         try:
-            try:
-                record = await self._store.insert(self._reservation(key, call, ctx))
-            except ReservationExists:
-                return await self._join(key, call, ctx)
-            return await self._own(record, call, ctx)
+            return await self._settle(key, call, ctx)
         except StoreUnavailable as exc:
-            raise _storage_down(exc) from None
+            raise _storage_down(exc) from exc
 
     async def status(self, digest: str, ctx: RequestContext) -> Outcome:
-        """The status URL of the asynchronous pattern: 202 while in progress, then the final result."""
-        record = self._cache.get(digest)
+        """The status URL: the result once settled; a poll that finds an ended lease finishes the call."""
         try:
-            if record is None and _DIGEST.fullmatch(digest):
-                record = await self._store.get_by_digest(digest)
+            record = await self._visible(digest, ctx)
+            if record.state is State.IN_PROGRESS and record.lease_ended(self._clock()) and record.request:
+                mine = _owner()
+                taken = await self._take(record, mine, _Forward.of_record(record))
+                if taken is None:
+                    taken = await self._store.get_by_digest(digest)
+                if taken is not None and _held_by(taken, mine):
+                    log.warning("status poll took over an ended lease", extra={"operation_id": digest})
+                    return await self._own(taken, _Forward.of_record(taken), ctx)
+                record = taken or record
         except StoreUnavailable as exc:
-            raise _storage_down(exc) from None
-        if record is None:
-            raise GatewayError(
-                404,
-                "NotFound",
-                "No such operation. It may have failed (the original request got the error) or expired; "
-                "send the createOrGet request again.",
-            )
-        _check_caller(record, ctx)
+            raise _storage_down(exc) from exc
         if record.state is State.COMPLETED:
-            return Outcome(record.status or 200, record.body or b"{}")
+            return _stored(record)
         return self._accepted(record)
 
-    async def _join(self, key: ReservationKey, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
-        """Wait, within the bounded wait, for the key's owner; take over a reservation whose lease ended."""
-        deadline = time.monotonic() + self._config.duplicate_wait_seconds
+    async def _settle(self, key: ReservationKey, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
+        """Claim the key, or wait for whoever holds it and take over a lease that ends meanwhile."""
+        mine = _owner()
+        forward = _Forward.of_call(call)
+        wait_until = self._clock() + timedelta(seconds=self._config.duplicate_wait_seconds)
         delay = _POLL_FIRST_SECONDS
+        record = await self._insert(key, call, ctx, mine, forward)
         while True:
-            record = await self._store.get(key)
+            if record is None:
+                record = await self._store.get(key)
             if record is None:  # released between our insert and read: race for it again
-                try:
-                    record = await self._store.insert(self._reservation(key, call, ctx))
-                except ReservationExists:
-                    continue
-                return await self._own(record, call, ctx)
+                record = await self._insert(key, call, ctx, mine, forward)
+                continue
+            if _held_by(record, mine):  # ours, though the store reported a conflict (a retried write)
+                return await self._own(record, forward, ctx)
             _check_caller(record, ctx)
             self._check_fingerprint(record, call)
-            if record.state is State.COMPLETED:
+            if record.state is State.COMPLETED and record.api_version == call.api_version:
                 self._cache.put(record)
                 return self._replay(record, call, ctx)
             now = self._clock()
-            if record.lease_ended(now):
-                try:
-                    taken = await self._store.replace(record.taken_over(_owner(), now + self._config.lease))
-                except ReservationChanged:
-                    continue
-                log.warning("took over an abandoned reservation", extra={"operation_id": key.digest})
-                return await self._own(taken, call, ctx)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            # A completed record of the other API version is taken too: Graph returns the existing
+            # meeting in this version's shape.
+            if record.state is State.COMPLETED or record.lease_ended(now):
+                taken = await self._take(record, mine, forward)
+                if taken is not None:
+                    log.warning("took over a reservation", extra={"operation_id": key.digest})
+                    return await self._own(taken, forward, ctx)
+                record = None
+                continue
+            if now >= wait_until:
                 return self._in_progress(record, ctx)
-            lease_left = (record.lease_until - now).total_seconds() if record.lease_until else 0.0
-            await asyncio.sleep(max(0.01, min(delay, remaining, lease_left)))
+            pause = min(delay, (wait_until - now).total_seconds(), max(record.lease_left(now), 0.0))
+            await self._sleep(max(0.01, pause))
             delay = min(delay * 2, _POLL_MAX_SECONDS)
+            record = None
 
-    async def _own(self, record: Reservation, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
-        """Holding the reservation: call Graph, then record the result (or release the key on error)."""
-        assert record.lease_until is not None
-        budget = (record.lease_until - self._clock()).total_seconds() - _LEASE_SAFETY_SECONDS
-        try:
-            result = await self._graph.create_or_get(
-                call.api_version,
-                call.organizer_id,
-                call.body,
-                client_request_id=ctx.client_request_id,
-                deadline_seconds=max(budget, 0.1),
-            )
-        except GatewayError:
-            await self._release(record)
-            raise
-        done = record.completed(result.status, result.body, result.request_id, self._clock(), self._config.retention)
-        try:
-            self._cache.put(await self._store.replace(done))
-        except (ReservationChanged, StoreUnavailable) as exc:
-            # The caller still gets the meeting; a later duplicate recovers the record by takeover.
-            log.warning(
-                "meeting created but completion not recorded: %s",
-                type(exc).__name__,
-                extra={"operation_id": record.key.digest},
-            )
-        headers = {"graph-request-id": result.request_id} if result.request_id else {}
-        return Outcome(result.status, result.body, headers)
-
-    async def _release(self, record: Reservation) -> None:
-        try:
-            await self._store.delete(record)
-        except (ReservationChanged, StoreUnavailable) as exc:
-            log.warning(
-                "reservation not released (%s); it frees itself when its lease ends",
-                type(exc).__name__,
-                extra={"operation_id": record.key.digest},
-            )
-
-    def _reservation(self, key: ReservationKey, call: CreateOrGetCall, ctx: RequestContext) -> Reservation:
+    async def _insert(
+        self, key: ReservationKey, call: CreateOrGetCall, ctx: RequestContext, mine: str, forward: _Forward
+    ) -> Reservation | None:
+        """The new reservation, or None when the key exists (possibly by our own retried insert)."""
         now = self._clock()
-        return Reservation(
+        record = Reservation(
             key=key,
             fingerprint=call.fingerprint,
             state=State.IN_PROGRESS,
             api_version=call.api_version,
             caller=ctx.caller,
             created_at=now,
-            owner=_owner(),
+            owner=mine,
             lease_until=now + self._config.lease,
+            request=forward.request,
         )
+        try:
+            return await self._store.insert(record)
+        except ReservationExists:
+            return None
+
+    async def _take(self, record: Reservation, mine: str, forward: _Forward) -> Reservation | None:
+        """Become the record's owner by ETag replace, or None if someone else changed it first."""
+        lease_until = self._clock() + self._config.lease
+        try:
+            return await self._store.replace(record.with_owner(mine, lease_until, forward.api_version, forward.request))
+        except ReservationChanged:
+            return None
+
+    async def _own(self, record: Reservation, forward: _Forward, ctx: RequestContext) -> Outcome:
+        """Holding the reservation: call Graph, then record the result, release the key, or hold it."""
+        budget = record.lease_left(self._clock()) - self._config.grace_seconds
+        if budget < MIN_GRAPH_SECONDS:
+            # Acknowledged too late to call Graph inside the lease: let the lease run out untouched.
+            raise _unsettled(
+                "The gateway's reservation for this request was confirmed too late to call Graph safely.",
+                record.lease_left(self._clock()),
+            )
+        try:
+            result = await self._graph.create_or_get(
+                forward.api_version,
+                forward.organizer_id,
+                forward.body,
+                client_request_id=ctx.client_request_id,
+                deadline_seconds=budget,
+            )
+        except OutcomeUnknown as exc:
+            self._hold(record, exc)
+            raise
+        except GatewayError:
+            await self._release(record)
+            raise
+        except Exception as exc:
+            unknown = OutcomeUnknown("The gateway failed while calling Graph.")
+            log.exception("unexpected failure in the Graph call", extra={"operation_id": record.key.digest})
+            self._hold(record, unknown)
+            raise unknown from exc
+        now, retention = self._clock(), self._config.retention
+        await self._complete(record.as_completed(result.status, result.body, result.request_id, now, retention))
+        headers = {"graph-request-id": result.request_id} if result.request_id else {}
+        return Outcome(result.status, result.body, headers)
+
+    def _hold(self, record: Reservation, exc: OutcomeUnknown) -> None:
+        """Keep the key reserved: Graph may still be creating the meeting until the lease ends."""
+        settle_in = record.lease_left(self._clock())
+        log.warning(
+            "Graph outcome unknown (%s); the key stays reserved for %.0f s",
+            exc.reason,
+            settle_in,
+            extra={"operation_id": record.key.digest},
+        )
+        exc.headers.update(retry_after_header(settle_in + 1))
+
+    async def _complete(self, done: Reservation) -> None:
+        """Store Graph's answer; on failure the caller still gets it and a later taker re-records it."""
+        try:
+            try:
+                stored = await self._store.replace(done)
+            except ReservationChanged:
+                current = await self._store.get(done.key)
+                if current is None or current.owner != done.owner or current.state is not State.COMPLETED:
+                    raise
+                stored = current  # our own replace, retried by the SDK after it had committed
+        except StoreError as exc:
+            log.warning(
+                "meeting created but completion not recorded: %s",
+                type(exc).__name__,
+                extra={"operation_id": done.key.digest},
+            )
+            return
+        self._cache.put(stored)
+
+    async def _release(self, record: Reservation) -> None:
+        try:
+            await self._store.delete(record)
+        except StoreError as exc:
+            log.warning(
+                "reservation not released (%s); it frees itself when its lease ends",
+                type(exc).__name__,
+                extra={"operation_id": record.key.digest},
+            )
+
+    async def _visible(self, digest: str, ctx: RequestContext) -> Reservation:
+        """The record behind a status URL, or one 404 for absent, another caller's, and not allowed."""
+        record = self._cache.get(digest, self._clock())
+        if record is None and ReservationKey.is_digest(digest):
+            record = await self._store.get_by_digest(digest)
+        if record is None or not _may_see(record, ctx):
+            raise GatewayError(
+                404,
+                "NotFound",
+                "No such operation for this caller. It may have failed (the original request got the error) "
+                "or expired; send the createOrGet request again.",
+            )
+        return record
 
     def _check_fingerprint(self, record: Reservation, call: CreateOrGetCall) -> None:
-        if record.fingerprint == call.fingerprint or self._config.return_existing_on_mismatch:
+        if record.fingerprint in call.fingerprints or self._config.return_existing_on_mismatch:
             return
         raise GatewayError(
             422,
@@ -214,18 +315,28 @@ class IdempotencyEngine:
     def _replay(self, record: Reservation, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
         _check_caller(record, ctx)
         self._check_fingerprint(record, call)
-        return Outcome(200, record.body or b"{}", {"Idempotent-Replayed": "true"})
+        return Outcome(200, _stored(record).body, {"Idempotent-Replayed": "true"})
 
     def _in_progress(self, record: Reservation, ctx: RequestContext) -> Outcome:
         if ctx.respond_async:
             return self._accepted(record)
+        retry = retry_after_header(self._retry_after(record))
+        if self._config.in_progress_answer == "conflict":
+            raise GatewayError(
+                409,
+                "RequestInProgress",
+                "Another request with this externalId for this organizer is still being processed. Send the "
+                "same request again after the Retry-After delay to get its meeting, or send "
+                "'Prefer: respond-async' to get a status URL to poll.",
+                headers=retry,
+            )
         raise GatewayError(
-            409,
+            503,
             "RequestInProgress",
-            "Another request with this externalId for this organizer is still being processed. Send the "
-            "same request again after the Retry-After delay to get its meeting, or send "
-            "'Prefer: respond-async' to get a status URL to poll.",
-            headers=retry_after_header(self._retry_after(record)),
+            "Another request with this externalId for this organizer is still being processed and did not "
+            "finish within the gateway's wait. Send the same request again after the Retry-After delay to get "
+            "its meeting.",
+            headers=retry,
         )
 
     def _accepted(self, record: Reservation) -> Outcome:
@@ -236,9 +347,23 @@ class IdempotencyEngine:
         )
 
     def _retry_after(self, record: Reservation) -> float:
-        if record.lease_until is None:
-            return 1.0
-        return min(5.0, max(1.0, (record.lease_until - self._clock()).total_seconds()))
+        return min(_IN_PROGRESS_RETRY_MAX_SECONDS, max(1.0, record.lease_left(self._clock())))
+
+
+def _stored(record: Reservation) -> Outcome:
+    # A completed record always has both (checked when the record is built).
+    assert record.status is not None
+    assert record.body is not None
+    return Outcome(record.status, record.body)
+
+
+def _held_by(record: Reservation, owner: str) -> bool:
+    return record.state is State.IN_PROGRESS and record.owner == owner
+
+
+def _may_see(record: Reservation, ctx: RequestContext) -> bool:
+    mine = record.caller == ctx.caller or ctx.read_others
+    return mine and ctx.allows(record.key.organizer_id, record.api_version)
 
 
 def _check_caller(record: Reservation, ctx: RequestContext) -> None:
@@ -252,6 +377,15 @@ def _check_caller(record: Reservation, ctx: RequestContext) -> None:
 
 def _owner() -> str:
     return uuid.uuid4().hex
+
+
+def _unsettled(message: str, settle_in: float) -> GatewayError:
+    return GatewayError(
+        503,
+        "ServiceUnavailable",
+        f"{message} No request reached Graph; send the same request again after the Retry-After delay.",
+        headers=retry_after_header(settle_in + 1),
+    )
 
 
 def _storage_down(exc: StoreUnavailable) -> GatewayError:

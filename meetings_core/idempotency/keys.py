@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 
 ROW_KEY = "reservation"
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,11 @@ class ReservationKey:
         """
         raw = f"{self.organizer_id}\n{self.external_id}".encode()
         return hashlib.sha256(raw).hexdigest()
+
+    @staticmethod
+    def is_digest(value: str) -> bool:
+        """True for a string shaped like `digest` (status URLs are checked before any storage call)."""
+        return bool(_DIGEST.fullmatch(value))
 
 
 def scoped_external_id(scope: str | None, external_id: str) -> str:

@@ -17,9 +17,17 @@ class State(StrEnum):
     COMPLETED = "completed"
 
 
+class CorruptRecord(ValueError):
+    """A stored record lacks a field its state requires."""
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """One (organizer, externalId): who holds it and until when, or Graph's final answer."""
+    """One (organizer, externalId): who holds it and until when, or Graph's final answer.
+
+    `owner` is the token of the request that last held the key (kept after completion, so a request
+    recognises its own write); `request` is the Graph request body, so any reader can finish the call.
+    """
 
     key: ReservationKey
     fingerprint: str
@@ -29,6 +37,7 @@ class Reservation:
     created_at: datetime
     owner: str | None = None
     lease_until: datetime | None = None
+    request: bytes | None = None
     status: int | None = None
     body: bytes | None = None
     graph_request_id: str | None = None
@@ -36,20 +45,44 @@ class Reservation:
     expires_at: datetime | None = None
     etag: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.state is State.IN_PROGRESS and (self.owner is None or self.lease_until is None):
+            raise CorruptRecord(f"in-progress record {self.key.digest} has no owner or lease")
+        if self.state is State.COMPLETED and (self.status is None or self.body is None or self.expires_at is None):
+            raise CorruptRecord(f"completed record {self.key.digest} has no status, body or expiry")
+
     def lease_ended(self, now: datetime) -> bool:
-        return self.state is State.IN_PROGRESS and (self.lease_until is None or self.lease_until <= now)
+        return self.state is State.IN_PROGRESS and self.lease_until is not None and self.lease_until <= now
 
-    def taken_over(self, owner: str, lease_until: datetime) -> Reservation:
-        return replace(self, owner=owner, lease_until=lease_until)
+    def lease_left(self, now: datetime) -> float:
+        """Seconds until the lease ends (negative once it has); 0 for a completed record."""
+        return (self.lease_until - now).total_seconds() if self.lease_until is not None else 0.0
 
-    def completed(
+    def with_owner(self, owner: str, lease_until: datetime, api_version: str, request: bytes | None) -> Reservation:
+        """The record held by `owner` until `lease_until`, to send `request` to Graph's `api_version`."""
+        return replace(
+            self,
+            state=State.IN_PROGRESS,
+            owner=owner,
+            lease_until=lease_until,
+            api_version=api_version,
+            request=request if request is not None else self.request,
+            status=None,
+            body=None,
+            graph_request_id=None,
+            completed_at=None,
+            expires_at=None,
+        )
+
+    def as_completed(
         self, status: int, body: bytes, graph_request_id: str | None, now: datetime, retention: timedelta
     ) -> Reservation:
+        """The record holding Graph's answer; the request is dropped, the owner kept."""
         return replace(
             self,
             state=State.COMPLETED,
-            owner=None,
             lease_until=None,
+            request=None,
             status=status,
             body=body,
             graph_request_id=graph_request_id,

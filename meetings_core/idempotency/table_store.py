@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -20,7 +22,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from .keys import ROW_KEY, ReservationKey
-from .records import Reservation, State, compress, decompress
+from .records import CorruptRecord, Reservation, State, compress, decompress
 from .store import ReservationChanged, ReservationExists, StoreUnavailable
 
 log = logging.getLogger("meetings_core.store")
@@ -32,10 +34,15 @@ _MAX_CHUNKS = 14
 
 
 class TableReservationStore:
-    """`ReservationStore` over an `azure.data.tables.aio.TableClient`; counts the operations it makes."""
+    """`ReservationStore` over an `azure.data.tables.aio.TableClient`; counts the operations it makes.
 
-    def __init__(self, table: TableClient) -> None:
+    Every operation, the SDK's own retries included, ends within `timeout_seconds`: a store that hangs
+    instead of refusing becomes `StoreUnavailable` in seconds, not after azure-core's 300 s read timeout.
+    """
+
+    def __init__(self, table: TableClient, timeout_seconds: float = 5.0) -> None:
         self._table = table
+        self._timeout = timeout_seconds
         self.operations = 0
 
     async def create_table(self) -> None:
@@ -125,7 +132,10 @@ class TableReservationStore:
     async def _call(self, operation: Awaitable[T]) -> T:
         self.operations += 1
         try:
-            return await operation
+            async with asyncio.timeout(self._timeout):
+                return await operation
+        except TimeoutError:
+            raise StoreUnavailable(f"Table Storage did not answer within {self._timeout:g} s") from None
         except (ResourceExistsError, ResourceNotFoundError, ResourceModifiedError):
             raise
         except HttpResponseError as exc:
@@ -169,18 +179,33 @@ def _to_entity(record: Reservation) -> dict[str, Any]:
         "CompletedAt": record.completed_at,
         "ExpiresAt": record.expires_at,
     }
-    if record.body is not None:
-        blob = compress(record.body)
-        chunks = [blob[i : i + _CHUNK] for i in range(0, len(blob), _CHUNK)]
-        if len(chunks) > _MAX_CHUNKS:
-            raise StoreUnavailable("meeting body too large to store")
-        for index, chunk in enumerate(chunks):
-            entity[f"Body{index}"] = chunk
+    entity |= _chunked("Body", record.body) | _chunked("Request", record.request)
     return {name: value for name, value in entity.items() if value is not None}
 
 
+def _chunked(name: str, data: bytes | None) -> dict[str, bytes]:
+    if data is None:
+        return {}
+    blob = compress(data)
+    chunks = [blob[i : i + _CHUNK] for i in range(0, len(blob), _CHUNK)]
+    if len(chunks) > _MAX_CHUNKS:
+        raise StoreUnavailable(f"{name.lower()} too large to store")
+    return {f"{name}{index}": chunk for index, chunk in enumerate(chunks)}
+
+
+def _unchunked(entity: Any, name: str) -> bytes | None:
+    blob = b"".join(entity[f"{name}{i}"] for i in range(_MAX_CHUNKS) if f"{name}{i}" in entity)
+    return decompress(blob) if blob else None
+
+
 def _from_entity(entity: Any) -> Reservation:
-    blob = b"".join(entity[f"Body{i}"] for i in range(_MAX_CHUNKS) if f"Body{i}" in entity)
+    try:
+        return _reservation(entity)
+    except (CorruptRecord, KeyError, ValueError, zlib.error) as exc:
+        raise StoreUnavailable(f"unreadable reservation entity ({type(exc).__name__})") from exc
+
+
+def _reservation(entity: Any) -> Reservation:
     return Reservation(
         key=ReservationKey(entity["OrganizerId"], entity["ExternalId"]),
         fingerprint=entity["Fingerprint"],
@@ -190,8 +215,9 @@ def _from_entity(entity: Any) -> Reservation:
         created_at=entity["CreatedAt"],
         owner=entity.get("Owner"),
         lease_until=entity.get("LeaseUntil"),
+        request=_unchunked(entity, "Request"),
         status=entity.get("Status"),
-        body=decompress(blob) if blob else None,
+        body=_unchunked(entity, "Body"),
         graph_request_id=entity.get("GraphRequestId"),
         completed_at=entity.get("CompletedAt"),
         expires_at=entity.get("ExpiresAt"),

@@ -1,0 +1,448 @@
+"""The reservation state machine in-process: an in-memory store, a scripted Graph and a fake clock make
+each branch an exact, fast test (the process and Azurite tests cover what only they can show)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from meetings_core.errors import GatewayError
+from meetings_core.graph.client import GraphResult
+from meetings_core.graph.errors import OutcomeUnknown
+from meetings_core.idempotency.cache import CompletedCache
+from meetings_core.idempotency.engine import EngineConfig, IdempotencyEngine, RequestContext
+from meetings_core.idempotency.keys import ReservationKey
+from meetings_core.idempotency.records import Reservation, State
+from meetings_core.idempotency.store import ReservationChanged, ReservationExists
+from meetings_core.settings import CALLER_LIMIT_SECONDS
+from meetings_core.validation import CreateOrGetCall, validate_call
+from tests.memory_store import MemoryStore
+
+ORGANIZER = "1f35f2e6-9cab-44ad-8d5a-b74c14720000"
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+LEASE, WAIT, GRACE, DEADLINE = 45.0, 50.0, 15.0, 30.0
+
+
+class Clock:
+    """Time that moves only when the engine sleeps or Graph 'takes' time; `on_sleep` lets a test act."""
+
+    def __init__(self) -> None:
+        self.now = T0
+        self.on_sleep: Callable[[], None] | None = None
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+        if self.on_sleep is not None:
+            self.on_sleep()
+
+    def elapsed(self) -> float:
+        return (self.now - T0).total_seconds()
+
+
+@dataclass
+class FakeGraph:
+    """Answers from a script: a GraphResult, an exception, or a callable; records each call."""
+
+    clock: Clock
+    script: list[Any] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    takes_seconds: float = 0.0
+
+    async def create_or_get(
+        self, api_version: str, organizer_id: str, body: dict[str, Any], *, client_request_id: str,
+        deadline_seconds: float,
+    ) -> GraphResult:  # fmt: skip
+        self.calls.append({"at": self.clock(), "version": api_version, "body": body, "deadline": deadline_seconds})
+        self.clock.advance(min(self.takes_seconds, deadline_seconds))
+        answer = self.script.pop(0) if self.script else _meeting(201, api_version)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer  # type: ignore[no-any-return]
+
+
+def _meeting(status: int, version: str = "v1.0", meeting_id: str = "MSo1") -> GraphResult:
+    body = {"@odata.context": f"https://graph.microsoft.com/{version}/$metadata", "id": meeting_id}
+    return GraphResult(status, json.dumps(body).encode(), "graph-req")
+
+
+@dataclass
+class Rig:
+    clock: Clock
+    store: MemoryStore
+    graph: FakeGraph
+    engine: IdempotencyEngine
+
+
+def rig(answer: str = "retry", cache_size: int = 100) -> Rig:
+    clock = Clock()
+    store = MemoryStore()
+    graph = FakeGraph(clock)
+    config = EngineConfig(
+        lease=timedelta(seconds=LEASE),
+        duplicate_wait_seconds=WAIT,
+        retention=timedelta(days=30),
+        grace_seconds=GRACE,
+        in_progress_answer=answer,  # type: ignore[arg-type]
+    )
+    engine = IdempotencyEngine(store, graph, config, CompletedCache(cache_size), clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
+    graph_deadline_cap(engine)
+    return Rig(clock, store, graph, engine)
+
+
+def graph_deadline_cap(engine: IdempotencyEngine) -> None:
+    """The real client caps every budget at GRAPH_DEADLINE_SECONDS; the fake does it here."""
+    fake: FakeGraph = engine._graph  # type: ignore[assignment]
+    original = fake.create_or_get
+
+    async def capped(*args: Any, deadline_seconds: float, **kwargs: Any) -> GraphResult:
+        return await original(*args, deadline_seconds=min(DEADLINE, deadline_seconds), **kwargs)
+
+    fake.create_or_get = capped  # type: ignore[method-assign]
+
+
+def call(version: str = "v1.0", **overrides: Any) -> CreateOrGetCall:
+    body = {"externalId": "order-4711", "startDateTime": "2026-03-01T09:00:00Z", "subject": "Kick-off", **overrides}
+    return validate_call(version, ORGANIZER, body)
+
+
+CTX = RequestContext(caller="function-key", client_request_id="c-1")
+
+
+def key() -> ReservationKey:
+    return ReservationKey(ORGANIZER, "order-4711")
+
+
+def stored(r: Rig) -> Reservation:
+    record = r.store.records[key().digest]
+    return record
+
+
+def seed_in_progress(r: Rig, *, lease_left: float, owner: str = "crashed-owner") -> Reservation:
+    c = call()
+    record = Reservation(
+        key=key(), fingerprint=c.fingerprint, state=State.IN_PROGRESS, api_version="v1.0", caller=CTX.caller,
+        created_at=r.clock(), owner=owner, lease_until=r.clock() + timedelta(seconds=lease_left),
+        request=json.dumps(c.body).encode(),
+    )  # fmt: skip
+    return r.store._commit(record)
+
+
+async def test_new_key_costs_one_graph_call_and_two_writes():
+    r = rig()
+    outcome = await r.engine.create_or_get(call(), CTX)
+    assert outcome.status == 201
+    assert len(r.graph.calls) == 1
+    assert r.store.operations == ["insert", "replace"]
+    assert stored(r).state is State.COMPLETED
+    assert stored(r).request is None  # the request is kept only while it may be needed
+
+
+async def test_owner_budget_leaves_the_grace_before_the_lease_ends():
+    r = rig()
+    await r.engine.create_or_get(call(), CTX)
+    assert r.graph.calls[0]["deadline"] == pytest.approx(min(DEADLINE, LEASE - GRACE))
+
+
+async def test_insert_committed_then_reported_as_a_conflict_continues_as_owner():
+    """azure-core retried the insert after it had committed: the 409 is our own write."""
+    r = rig()
+
+    def retried(operation: str, record: Reservation) -> None:
+        if operation == "insert":
+            r.store.after = None
+            raise ReservationExists(record.key)
+
+    r.store.after = retried
+    outcome = await r.engine.create_or_get(call(), CTX)
+    assert outcome.status == 201
+    assert len(r.graph.calls) == 1
+    assert stored(r).state is State.COMPLETED
+    assert r.clock.elapsed() == 0  # recognised at once, not after waiting out its own lease
+
+
+async def test_takeover_committed_then_reported_changed_continues_as_owner():
+    r = rig()
+    seed_in_progress(r, lease_left=-1)
+
+    def retried(operation: str, record: Reservation) -> None:
+        if operation == "replace" and record.state is State.IN_PROGRESS:
+            r.store.after = None
+            raise ReservationChanged(record.key)
+
+    r.store.after = retried
+    outcome = await r.engine.create_or_get(call(), CTX)
+    assert outcome.status == 201
+    assert len(r.graph.calls) == 1
+    assert stored(r).state is State.COMPLETED
+    assert r.clock.elapsed() == 0  # recognised at once, not after waiting out its own lease
+
+
+async def test_completion_committed_then_reported_changed_is_recognised_and_cached():
+    r = rig()
+
+    def retried(operation: str, record: Reservation) -> None:
+        if operation == "replace" and record.state is State.COMPLETED:
+            r.store.after = None
+            raise ReservationChanged(record.key)
+
+    r.store.after = retried
+    assert (await r.engine.create_or_get(call(), CTX)).status == 201
+    r.store.operations.clear()
+    replay = await r.engine.create_or_get(call(), CTX)
+    assert replay.status == 200
+    assert r.store.operations == []  # served from the cache the recognised write filled
+
+
+async def test_unknown_outcome_holds_the_key_and_says_when_to_come_back():
+    r = rig()
+    r.graph.script = [OutcomeUnknown("Graph did not answer.", timeout=True)]
+    r.graph.takes_seconds = DEADLINE
+    with pytest.raises(OutcomeUnknown) as raised:
+        await r.engine.create_or_get(call(), CTX)
+    assert raised.value.status == 504
+    record = stored(r)
+    assert record.state is State.IN_PROGRESS  # not released
+    assert "delete" not in r.store.operations
+    assert int(raised.value.headers["Retry-After"]) == round(record.lease_left(r.clock()) + 1)
+
+
+async def test_no_second_graph_call_before_the_lease_of_an_unknown_outcome_ends():
+    r = rig()
+    r.graph.script = [OutcomeUnknown("Graph did not answer.", timeout=True), _meeting(200)]
+    r.graph.takes_seconds = DEADLINE
+    with pytest.raises(OutcomeUnknown):
+        await r.engine.create_or_get(call(), CTX)
+    lease_until = stored(r).lease_until
+    assert lease_until is not None
+    r.graph.takes_seconds = 0
+    retried = await r.engine.create_or_get(call(), CTX)  # the caller's retry, at once
+    assert retried.status == 200
+    assert len(r.graph.calls) == 2
+    assert r.graph.calls[1]["at"] >= lease_until
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("bug"), ValueError("odd body"), KeyError("x")])
+async def test_any_unexpected_failure_in_the_owner_path_is_an_unknown_outcome(failure: Exception):
+    r = rig()
+    r.graph.script = [failure]
+    with pytest.raises(OutcomeUnknown) as raised:
+        await r.engine.create_or_get(call(), CTX)
+    assert raised.value.status == 503
+    assert stored(r).state is State.IN_PROGRESS
+    assert raised.value.__cause__ is failure
+
+
+async def test_a_definite_graph_error_releases_the_key():
+    r = rig()
+    r.graph.script = [GatewayError(400, "BadRequest", "no")]
+    with pytest.raises(GatewayError):
+        await r.engine.create_or_get(call(), CTX)
+    assert key().digest not in r.store.records
+    assert (await r.engine.create_or_get(call(), CTX)).status == 201
+
+
+async def test_a_late_owner_never_calls_graph():
+    """The insert was acknowledged after the lease had (nearly) ended: answer 503 and let it run out."""
+    r = rig()
+
+    def slow_ack(operation: str, record: Reservation) -> None:
+        if operation == "insert":
+            r.clock.advance(LEASE - GRACE - 0.5)
+
+    r.store.after = slow_ack
+    with pytest.raises(GatewayError) as raised:
+        await r.engine.create_or_get(call(), CTX)
+    assert raised.value.status == 503
+    assert int(raised.value.headers["Retry-After"]) >= 1
+    assert r.graph.calls == []
+    assert stored(r).state is State.IN_PROGRESS
+
+
+async def test_a_duplicate_waits_for_the_owner_and_gets_its_meeting():
+    r = rig()
+    seed_in_progress(r, lease_left=LEASE, owner="live-owner")
+
+    def owner_finishes() -> None:
+        if r.clock.elapsed() >= 3:
+            current = stored(r)
+            done = current.as_completed(201, _meeting(201).body, None, r.clock(), timedelta(days=1))
+            r.store.records[key().digest] = replace(done, etag="W/done")
+            r.clock.on_sleep = None
+
+    r.clock.on_sleep = owner_finishes
+    outcome = await r.engine.create_or_get(call(), CTX)
+    assert outcome.status == 200
+    assert outcome.headers["Idempotent-Replayed"] == "true"
+    assert r.graph.calls == []
+    assert 3 <= r.clock.elapsed() < 5
+
+
+async def test_a_duplicate_takes_over_when_the_lease_ends_within_its_wait():
+    r = rig()
+    seed_in_progress(r, lease_left=LEASE)  # the owner crashed just now
+    outcome = await r.engine.create_or_get(call(), CTX)
+    assert outcome.status == 201
+    assert len(r.graph.calls) == 1
+    assert r.graph.calls[0]["at"] >= T0 + timedelta(seconds=LEASE)
+
+
+@pytest.mark.parametrize(
+    ("answer", "respond_async", "status"), [("retry", False, 503), ("conflict", False, 409), ("retry", True, 202)]
+)
+async def test_past_the_wait_the_answer_is_one_the_client_retries(answer: str, respond_async: bool, status: int):
+    r = rig(answer)
+    seed_in_progress(r, lease_left=LEASE, owner="live-owner")
+
+    def renew() -> None:  # a live owner keeps a fresh lease: the wait runs out first
+        current = stored(r)
+        r.store.records[key().digest] = replace(current, lease_until=r.clock() + timedelta(seconds=LEASE))
+
+    r.clock.on_sleep = renew
+    ctx = replace(CTX, respond_async=respond_async)
+    if status == 202:
+        outcome = await r.engine.create_or_get(call(), ctx)
+        assert outcome.status == 202
+        assert outcome.headers["Location"] == f"/operations/{key().digest}"
+        return
+    with pytest.raises(GatewayError) as raised:
+        await r.engine.create_or_get(call(), ctx)
+    assert raised.value.status == status
+    assert raised.value.code == "RequestInProgress"
+    assert 1 <= int(raised.value.headers["Retry-After"]) <= 5
+    assert WAIT <= r.clock.elapsed() < WAIT + 2
+
+
+async def test_the_longest_answer_with_defaults_fits_power_automates_limit():
+    """Owner crashed at once; the duplicate waits out the lease, takes over, and Graph uses its whole deadline."""
+    r = rig()
+    seed_in_progress(r, lease_left=LEASE)
+    r.graph.takes_seconds = DEADLINE
+    await r.engine.create_or_get(call(), CTX)
+    assert r.clock.elapsed() <= LEASE + DEADLINE + 1
+    assert r.clock.elapsed() < CALLER_LIMIT_SECONDS - 10
+
+
+async def test_a_status_poll_finishes_an_abandoned_call_from_the_stored_request():
+    r = rig()
+    seed_in_progress(r, lease_left=-1)
+    outcome = await r.engine.status(key().digest, CTX)
+    assert outcome.status == 201
+    assert r.graph.calls[0]["body"] == call().body
+    assert stored(r).state is State.COMPLETED
+    again = await r.engine.status(key().digest, CTX)
+    assert (again.status, len(r.graph.calls)) == (201, 1)
+
+
+async def test_a_status_poll_of_a_live_lease_is_202_without_graph():
+    r = rig()
+    seed_in_progress(r, lease_left=10, owner="live-owner")
+    outcome = await r.engine.status(key().digest, CTX)
+    assert outcome.status == 202
+    assert r.graph.calls == []
+
+
+@pytest.mark.parametrize(
+    "ctx",
+    [
+        RequestContext(caller="hmac:other", client_request_id="c"),
+        RequestContext(caller="function-key", client_request_id="c", allows=lambda organizer, version: False),
+    ],
+)
+async def test_status_is_the_same_404_for_absent_foreign_and_disallowed(ctx: RequestContext):
+    r = rig()
+    await r.engine.create_or_get(call(), CTX)
+    r.engine._cache = CompletedCache(0)
+    with pytest.raises(GatewayError) as foreign:
+        await r.engine.status(key().digest, ctx)
+    with pytest.raises(GatewayError) as absent:
+        await r.engine.status("0" * 64, CTX)
+    assert (
+        (foreign.value.status, foreign.value.message)
+        == (absent.value.status, absent.value.message)
+        == (
+            404,
+            absent.value.message,
+        )
+    )
+
+
+async def test_the_other_api_version_is_answered_in_its_own_shape():
+    r = rig()
+    assert (await r.engine.create_or_get(call("v1.0"), CTX)).status == 201
+    r.graph.script = [_meeting(200, "beta")]
+    beta = await r.engine.create_or_get(call("beta"), CTX)
+    assert beta.status == 200
+    assert b"/beta/" in beta.body
+    assert [c["version"] for c in r.graph.calls] == ["v1.0", "beta"]
+    assert stored(r).api_version == "beta"
+    again = await r.engine.create_or_get(call("beta"), CTX)
+    assert (again.status, len(r.graph.calls)) == (200, 2)  # replayed now
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"startDateTime": "2026-03-01T10:00:00+01:00"},
+        {"chatInfo": None},
+        {"@odata.type": "#microsoft.graph.onlineMeeting"},
+        {"subject@odata.type": "#String"},
+    ],
+)
+async def test_the_same_meeting_written_another_way_is_a_replay(cache_variant: int, variant: dict[str, Any]):
+    r = rig(cache_size=cache_variant)
+    assert (await r.engine.create_or_get(call(), CTX)).status == 201
+    replay = await r.engine.create_or_get(call(**variant), CTX)
+    assert replay.status == 200
+    assert len(r.graph.calls) == 1
+
+
+async def test_a_record_with_the_legacy_fingerprint_still_replays(cache_variant: int):
+    r = rig(cache_size=cache_variant)
+    await r.engine.create_or_get(call(), CTX)
+    legacy = replace(stored(r), fingerprint=call().legacy_fingerprint)
+    r.store.records[key().digest] = legacy
+    r.engine._cache = CompletedCache(cache_variant)
+    assert (await r.engine.create_or_get(call(), CTX)).status == 200
+    with pytest.raises(GatewayError) as changed:
+        await r.engine.create_or_get(call(subject="other"), CTX)
+    assert changed.value.status == 422
+
+
+@pytest.fixture(params=[0, 100], ids=["cache-off", "cache-on"])
+def cache_variant(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+def test_the_cache_never_serves_past_expiry_or_ttl():
+    cache = CompletedCache(10, ttl_seconds=0.05)
+    c = call()
+    record = Reservation(
+        key=key(), fingerprint=c.fingerprint, state=State.COMPLETED, api_version="v1.0", caller="x", created_at=T0,
+        owner="o", status=201, body=b"{}", expires_at=T0 + timedelta(seconds=10),
+    )  # fmt: skip
+    cache.put(record)
+    assert cache.get(key().digest, T0) is record
+    assert cache.get(key().digest, T0 + timedelta(seconds=10)) is None  # past ExpiresAt
+    cache.put(record)
+    import time
+
+    time.sleep(0.06)
+    assert cache.get(key().digest, T0) is None  # past the TTL
+
+
+def test_records_refuse_to_exist_without_their_states_fields():
+    with pytest.raises(ValueError, match="no owner or lease"):
+        Reservation(key=key(), fingerprint="f", state=State.IN_PROGRESS, api_version="v1.0", caller="x", created_at=T0)
+    with pytest.raises(ValueError, match="no status, body or expiry"):
+        Reservation(key=key(), fingerprint="f", state=State.COMPLETED, api_version="v1.0", caller="x", created_at=T0)
