@@ -13,8 +13,8 @@ run: venv azurite
 
 # Only the gateway, configured purely by the environment (see README "Settings").
 gateway: venv
-	@$(BIN)/python -m meetings_core.settings
-	$(BIN)/python -m uvicorn meetings_core.http.app:create_app --factory --host 127.0.0.1 --port $(PORT) --workers $(WORKERS)
+	@LOCAL_DEVELOPMENT=$${LOCAL_DEVELOPMENT:-true} $(BIN)/python -m meetings_core.settings
+	LOCAL_DEVELOPMENT=$${LOCAL_DEVELOPMENT:-true} $(BIN)/python -m uvicorn meetings_core.http.app:create_app --factory --host 127.0.0.1 --port $(PORT) --workers $(WORKERS)
 
 test: venv azurite lint
 	$(BIN)/pytest

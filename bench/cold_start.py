@@ -33,6 +33,7 @@ CASES = {
 ENV = {
     "TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true",
     "PYTHONDONTWRITEBYTECODE": "1",
+    "FUNCTIONS_WORKER_RUNTIME": "python",  # as the Functions host sets it: function-key mode needs the host
 }
 
 

@@ -213,6 +213,8 @@ class LocalStack:
             "TABLE_NAME": "meetingreservations",
             "IDENTITY_ENDPOINT": f"{self.identity.url}/msi/token",
             "IDENTITY_HEADER": self.identity_header,
+            # Function keys are checked only by the Functions host; under uvicorn nothing checks them.
+            "LOCAL_DEVELOPMENT": "true",
             **(overrides or {}),
         }
 

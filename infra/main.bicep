@@ -16,7 +16,7 @@ param principalId string = ''
 @description('Assign the Graph application permission OnlineMeetings.ReadWrite.All to the identity during provisioning. Needs a deployer with Privileged Role Administrator (or Global Administrator) in Entra ID; off by default so that a subscription owner without Entra rights can deploy, and an administrator runs scripts/grant-graph-permission.sh once instead (docs/DEPLOY.md).')
 param grantGraphPermission bool = false
 
-@description('Caller authentication modes: function-key, entra, hmac (comma-separated).')
+@description('Caller authentication modes: function-key alone, or entra and/or hmac (comma-separated); entra and hmac need callerPolicy.')
 param callerAuth string = 'function-key'
 
 @description('For entra mode: the tenant whose tokens are accepted.')

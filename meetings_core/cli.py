@@ -21,7 +21,7 @@ from typing import Any
 from azure.identity.aio import DefaultAzureCredential
 
 from .errors import GatewayError
-from .idempotency.keys import ReservationKey
+from .idempotency.keys import ReservationKey, scoped_external_id
 from .idempotency.purge import purge
 from .idempotency.records import Reservation, State
 from .idempotency.store import ReservationChanged, StoreUnavailable
@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=text)
         command.add_argument("organizer_id", help="the organizer's Entra object id (as in the request path)")
         command.add_argument("external_id", help="the externalId, exactly as the caller sent it")
+        command.add_argument(
+            "--caller",
+            help="the caller id (entra:<id> or hmac:<partner>) of an entra or hmac caller, whose keys are its own",
+        )
         if name == "release":
             command.add_argument(
                 "--force", action="store_true", help="also delete a completed record or one whose lease is live"
@@ -88,7 +92,7 @@ async def _dispatch(store: TableReservationStore, args: argparse.Namespace) -> i
     except GatewayError as exc:
         print(exc.message, file=sys.stderr)
         return 2
-    key = ReservationKey(organizer_id, args.external_id)
+    key = ReservationKey(organizer_id, scoped_external_id(args.caller, args.external_id))
     record = await store.get(key)
     if record is None:
         print("no reservation for this organizer and externalId", file=sys.stderr)

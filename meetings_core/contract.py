@@ -21,12 +21,12 @@ from pydantic.alias_generators import to_camel
 MAX_EXTERNAL_ID_LENGTH = 512
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # OData instance and property annotations: "@odata.type", "subject@odata.type", "@microsoft.graph.x".
-_ANNOTATION = re.compile(r"^[A-Za-z0-9_]*@[A-Za-z_]\w*(\.\w+)+$")
+_ANNOTATION = re.compile(r"[A-Za-z0-9_]*@[A-Za-z_]\w*(\.\w+)+")
 
 
 def is_annotation(key: str) -> bool:
     """True for an OData annotation key, which Graph accepts at any level and the gateway forwards."""
-    return bool(_ANNOTATION.match(key))
+    return bool(_ANNOTATION.fullmatch(key))
 
 
 def _iso_string(value: Any) -> Any:

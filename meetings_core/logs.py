@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 _SECRETS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-_.~+/=]+"), r"\1***"),
@@ -41,25 +42,79 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, default=str))
 
 
-class RedactingFilter(logging.Filter):
-    """For handlers we do not format (the Functions host's): mask secrets in the message."""
+class RedactedError(Exception):
+    """Stands in for a logged exception whose message held a secret: type name and masked message, same traceback."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
-        record.args = None
+
+def redact_record(record: logging.LogRecord) -> None:
+    """Mask secrets in a record's message, exception and stack, in place, before any handler sees it."""
+    try:
+        text = record.getMessage()
+    except (TypeError, ValueError):  # a bad format string: keep the template, drop the arguments
+        text = str(record.msg)
+    record.msg = redact(text)
+    record.args = None
+    if record.exc_info and record.exc_info[1] is not None:
+        exc = record.exc_info[1]
+        if _holds_secret(exc, set()):
+            clean = _sanitized(exc, set())
+            record.exc_info = (type(clean), clean, clean.__traceback__)
+            record.exc_text = None
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+def _chain(exc: BaseException) -> BaseException | None:
+    return exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+
+
+def _holds_secret(exc: BaseException, seen: set[int]) -> bool:
+    seen.add(id(exc))
+    if redact(str(exc)) != str(exc):
         return True
+    inner = _chain(exc)
+    return inner is not None and id(inner) not in seen and _holds_secret(inner, seen)
+
+
+def _sanitized(exc: BaseException, seen: set[int]) -> BaseException:
+    seen.add(id(exc))
+    clean = RedactedError(f"{type(exc).__module__}.{type(exc).__qualname__}: {redact(str(exc))}")
+    clean = clean.with_traceback(exc.__traceback__)
+    inner = _chain(exc)
+    if inner is not None and id(inner) not in seen:
+        clean.__cause__ = _sanitized(inner, seen)
+    clean.__suppress_context__ = True
+    return clean
+
+
+def install_redaction() -> None:
+    """Redact every record when it is created, so every handler (Application Insights' too) gets it masked.
+
+    A filter on a logger runs only for records logged on that very logger, not for those of its children
+    that propagate to its handlers, and a filter on handlers misses handlers added later; the record
+    factory is the one place every record passes.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        redact_record(record)
+        return record
+
+    factory.redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def configure_logging(level: str) -> None:
-    """JSON lines on stderr unless a host already handles logs; secrets masked on every root handler."""
+    """JSON lines on stderr unless a host already handles logs; secrets masked in every record."""
+    install_redaction()
     root = logging.getLogger()
     if not root.handlers:  # the Functions worker brings its own handler; uvicorn leaves root bare
         stream = logging.StreamHandler()
         stream.setFormatter(JsonFormatter())
         root.addHandler(stream)
-    for handler in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
     logging.getLogger("meetings_core").setLevel(level)
     # azure-core logs request headers at INFO; they are redacted, but are noise on every call.
     logging.getLogger("azure").setLevel(logging.WARNING)

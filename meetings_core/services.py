@@ -119,7 +119,13 @@ def build_authenticator(settings: Settings, http: httpx.AsyncClient) -> Authenti
         authority = settings.entra_authority
         jwks = JwksCache(http, f"{authority}/{settings.entra_tenant_id}/discovery/v2.0/keys")
         audiences = [a.strip() for a in settings.entra_audience.split(",") if a.strip()]
-        entra = EntraVerifier(jwks, tenant_id=settings.entra_tenant_id, audiences=audiences, authority=authority)
+        entra = EntraVerifier(
+            jwks,
+            tenant_id=settings.entra_tenant_id,
+            audiences=audiences,
+            authority=authority,
+            required_role=settings.entra_required_role,
+        )
     hmac = None
     if "hmac" in modes:
         secrets = {name: value.get_secret_value() for name, value in (settings.partner_secrets or {}).items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -11,8 +12,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .auth.policy import CallerRule
 
-_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+_HTTP_URL = re.compile(r"https?://[^/\s]+(/\S*)?")
+_PARTNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_ROLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,119}")
 AUTH_MODES = ("function-key", "entra", "hmac")
+_WORKER_MODULES = ("azure_functions_worker", "azure_functions_worker_v2", "proxy_worker")
+# 32 characters: a guessable or placeholder secret would make HMAC signatures forgeable.
+MIN_PARTNER_SECRET_LENGTH = 32
 # Power Automate's HTTP action and connectors give up on a request after this long.
 CALLER_LIMIT_SECONDS = 120
 
@@ -58,9 +65,13 @@ class Settings(BaseSettings):
     entra_tenant_id: str | None = None
     entra_audience: str | None = None
     entra_authority: str = "https://login.microsoftonline.com"
+    entra_required_role: str | None = None
     partner_secrets: dict[str, SecretStr] | None = None
     hmac_tolerance_seconds: float = Field(default=300.0, gt=0, le=3600)
     caller_policy: dict[str, CallerRule] | None = None
+    # Function keys are checked by the Functions host; elsewhere (uvicorn, a container) nothing checks them.
+    local_development: bool = False
+    functions_worker_runtime: str | None = None  # set by the Functions host for its language worker
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     applicationinsights_connection_string: SecretStr | None = None
@@ -68,7 +79,7 @@ class Settings(BaseSettings):
     @field_validator("graph_base_url", "tables_endpoint", "entra_authority")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+        if value is not None and not _HTTP_URL.fullmatch(value):
             raise ValueError("must be an http(s) URL such as https://graph.microsoft.com")
         return value.rstrip("/") if value else value
 
@@ -90,10 +101,37 @@ class Settings(BaseSettings):
     def auth_modes(self) -> frozenset[str]:
         return frozenset(self.caller_auth.split(","))
 
+    @property
+    def in_functions_host(self) -> bool:
+        """The host sets FUNCTIONS_WORKER_RUNTIME (an app setting on most plans); its Python worker imports
+        one of these packages before loading function_app.py (Flex Consumption has no such app setting)."""
+        return self.functions_worker_runtime is not None or any(name in sys.modules for name in _WORKER_MODULES)
+
+    @field_validator("partner_secrets")
+    @classmethod
+    def _partner_secrets(cls, value: dict[str, SecretStr] | None) -> dict[str, SecretStr] | None:
+        for name, secret in (value or {}).items():
+            if not _PARTNER_NAME.fullmatch(name):
+                raise ValueError("partner names must be 1-64 letters, digits, '.', '_' or '-'")
+            if len(secret.get_secret_value().strip()) < MIN_PARTNER_SECRET_LENGTH:
+                # The message names the partner, never the secret.
+                raise ValueError(
+                    f"the secret of partner '{name}' is shorter than {MIN_PARTNER_SECRET_LENGTH} characters; "
+                    "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+        return value
+
+    @field_validator("entra_required_role")
+    @classmethod
+    def _role_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ROLE_NAME.fullmatch(value):
+            raise ValueError("must be one app role or scope name, such as MeetingGateway.Create")
+        return value
+
     @field_validator("table_name")
     @classmethod
     def _table_name(cls, value: str) -> str:
-        if not _TABLE_NAME.match(value):
+        if not _TABLE_NAME.fullmatch(value):
             raise ValueError("must be 3-63 letters or digits, starting with a letter")
         return value
 
@@ -119,7 +157,34 @@ class Settings(BaseSettings):
             raise ValueError("CALLER_AUTH includes entra: set ENTRA_TENANT_ID and ENTRA_AUDIENCE")
         if "hmac" in self.auth_modes and not self.partner_secrets:
             raise ValueError('CALLER_AUTH includes hmac: set PARTNER_SECRETS to {"partner": "secret", ...}')
+        self._no_collapsing_modes()
         return self
+
+    def serving_problem(self) -> str | None:
+        """Why these settings must not serve HTTP here, or None (the CLI, which serves nothing, skips this)."""
+        if "function-key" in self.auth_modes and not (self.in_functions_host or self.local_development):
+            return (
+                "CALLER_AUTH is function-key but the gateway is not running in the Azure Functions host "
+                "(FUNCTIONS_WORKER_RUNTIME is unset), so nothing would check function keys. Use entra or hmac, "
+                "or set LOCAL_DEVELOPMENT=true on a development machine"
+            )
+        return None
+
+    def _no_collapsing_modes(self) -> None:
+        """Refuse the combinations in which one caller could pass as another (docs/SECURITY.md)."""
+        modes = self.auth_modes
+        if "function-key" in modes and modes & {"entra", "hmac"}:
+            raise ValueError(
+                "CALLER_AUTH cannot combine function-key with entra or hmac: with function keys the Functions "
+                "host demands a key from every caller, so any key holder could drop its token or signature "
+                "and be the function-key caller, escaping its own policy. Run one gateway per mode"
+            )
+        if modes & {"entra", "hmac"} and self.caller_policy is None:
+            raise ValueError(
+                "CALLER_AUTH includes entra or hmac: set CALLER_POLICY to say which callers may use which "
+                'organizers, e.g. {"hmac:acme": {"organizers": ["<organizer id>"]}}; without it every '
+                "authenticated caller would reach every organizer"
+            )
 
 
 def load_settings() -> Settings:
@@ -143,6 +208,8 @@ def get_settings() -> Settings:
 if __name__ == "__main__":
     # `make gateway` checks first: uvicorn's workers would print a traceback each for a bad setting, then hang.
     try:
-        load_settings()
+        problem = load_settings().serving_problem()
     except SettingsError as exc:
         raise SystemExit(str(exc)) from None
+    if problem:
+        raise SystemExit(f"Invalid gateway settings: {problem}")

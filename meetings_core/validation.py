@@ -14,15 +14,20 @@ from pydantic_core import ErrorDetails
 from .contract import CreateOrGetBody
 from .errors import GatewayError
 from .fingerprint import canonical_json, fingerprint, legacy_fingerprint
+from .idempotency.keys import ReservationKey, scoped_external_id, unscoped_body
 
 API_VERSIONS = ("v1.0", "beta")
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _BETA_ONLY = ("contributors", "producers")
 
 
 @dataclass(frozen=True, slots=True)
 class CreateOrGetCall:
-    """One validated call: where it goes, what the caller sent, and the request's fingerprint."""
+    """One validated call: where it goes, the body Graph gets, and the fingerprint of what the caller sent.
+
+    `scope` is the caller id for callers whose externalIds are their own (entra, hmac), `None` for the one
+    function-key caller; `body` carries the externalId Graph sees (`scoped_external_id`).
+    """
 
     api_version: str
     organizer_id: str
@@ -30,10 +35,20 @@ class CreateOrGetCall:
     model: CreateOrGetBody
     fingerprint: str
     legacy_fingerprint: str
+    scope: str | None = None
 
     @property
     def external_id(self) -> str:
+        """The externalId as the caller sent it (for messages)."""
         return self.model.external_id
+
+    @property
+    def key(self) -> ReservationKey:
+        return ReservationKey(self.organizer_id, str(self.body["externalId"]))
+
+    def caller_body(self, graph_body: bytes) -> bytes:
+        """Graph's answer with the caller's own externalId in it."""
+        return unscoped_body(graph_body, self.scope)
 
     @property
     def fingerprints(self) -> tuple[str, str]:
@@ -43,7 +58,7 @@ class CreateOrGetCall:
 
 def validate_organizer_id(user_id: str) -> str:
     """The organizer's object id from the path, canonical (lower case), or a 400."""
-    if not _GUID.match(user_id):
+    if not _GUID.fullmatch(user_id):
         raise GatewayError(
             400,
             "BadRequest",
@@ -53,8 +68,11 @@ def validate_organizer_id(user_id: str) -> str:
     return user_id.lower()
 
 
-def validate_call(api_version: str, organizer_id: str, body: Any) -> CreateOrGetCall:
-    """Validate the body for a canonical organizer id; raise `GatewayError(400)` listing every problem."""
+def validate_call(api_version: str, organizer_id: str, body: Any, scope: str | None = None) -> CreateOrGetCall:
+    """Validate the body for a canonical organizer id; raise `GatewayError(400)` listing every problem.
+
+    `scope` (the caller id, or `None` for function keys) namespaces the externalId sent to Graph.
+    """
     if not isinstance(body, dict):
         raise GatewayError(400, "BadRequest", 'The request body must be a JSON object such as {"externalId": "..."}.')
     _check_encodable(body)
@@ -72,7 +90,11 @@ def validate_call(api_version: str, organizer_id: str, body: Any) -> CreateOrGet
                     f"participants.{name} exists only on the beta API: call /beta/... or move "
                     "these people to participants.attendees with a role.",
                 )
-    return CreateOrGetCall(api_version, organizer_id, body, model, fingerprint(model), legacy_fingerprint(body))
+    # Unscoped (function keys): forwarded exactly as sent; scoped: only the externalId differs.
+    graph_body = body if scope is None else {**body, "externalId": scoped_external_id(scope, model.external_id)}
+    return CreateOrGetCall(
+        api_version, organizer_id, graph_body, model, fingerprint(model), legacy_fingerprint(body), scope
+    )
 
 
 def _check_encodable(body: dict[str, Any]) -> None:

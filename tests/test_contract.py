@@ -18,7 +18,9 @@ URL = f"/v1.0/users/{ORGANIZER}/onlineMeetings/createOrGet"
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     # No backend is reachable: every request below must be refused before anything is stored.
-    settings = Settings(tables_connection_string="UseDevelopmentStorage=true", max_body_bytes=2048)
+    settings = Settings(
+        tables_connection_string="UseDevelopmentStorage=true", max_body_bytes=2048, local_development=True
+    )
     app = create_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
         yield c

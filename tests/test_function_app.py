@@ -15,6 +15,7 @@ import pytest
 @pytest.fixture
 def function_app(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TABLES_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("FUNCTIONS_WORKER_RUNTIME", "python")  # the host sets it for its worker
     sys.modules.pop("function_app", None)
     from meetings_core.settings import get_settings
 

@@ -50,6 +50,7 @@ async def app_client(local_stack: LocalStack) -> AsyncIterator[httpx.AsyncClient
                 graph_base_url=env["GRAPH_BASE_URL"],
                 tables_connection_string=env["TABLES_CONNECTION_STRING"],
                 duplicate_wait_seconds=1,
+                local_development=True,
             )
         )
         transport = httpx.ASGITransport(app=app)

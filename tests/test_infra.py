@@ -47,6 +47,9 @@ LEFT_TO_DEFAULTS = {
     "LOG_LEVEL": "INFO",
     "STATUS_URL_KEY": "optional secret: unset, the gateway makes and shares a random key in its table",
     "STATUS_URL_TTL_SECONDS": "tuning",
+    "ENTRA_REQUIRED_ROLE": "no role checked; set one for entra callers (docs/SECURITY.md)",
+    "LOCAL_DEVELOPMENT": "false: in Azure the Functions host checks function keys",
+    "FUNCTIONS_WORKER_RUNTIME": "set by the Functions host itself, never by the template",
 }
 # The Functions host's own settings, following the anchor template (Azure-Samples functions-quickstart-python-http-azd).
 HOST_SETTINGS = {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 
-from meetings_core.logs import JsonFormatter, redact
+from meetings_core.logs import JsonFormatter, configure_logging, redact
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2dyYXBoIn0.c2lnbmF0dXJlLWJ5dGVz"
 
@@ -29,3 +30,55 @@ def test_json_formatter_keeps_extra_fields_and_redacts():
     entry = json.loads(JsonFormatter().format(record))
     assert entry["graph_request_id"] == "g-1"
     assert entry["message"] == "sent Bearer ***"
+
+
+class _Capture(logging.Handler):
+    """Stands in for a handler added after configuration, such as Application Insights' exporter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_handlers_added_after_configuration_get_redacted_records_and_tracebacks():
+    configure_logging("DEBUG")
+    capture = _Capture()
+    logger = logging.getLogger("meetings_core")
+    logger.addHandler(capture)  # as configure_azure_monitor(logger_name="meetings_core") does
+    inner_text = "inner AccountKey=" + "Eby8vdM02x== " + JWT  # built here so no source line shows a secret
+    outer_text = "call failed with Bearer " + "tok123secret"
+    try:
+        try:
+            try:
+                raise ValueError(inner_text)
+            except ValueError as inner:
+                raise RuntimeError(outer_text) from inner
+        except RuntimeError:
+            logging.getLogger("meetings_core.graph").exception("failed for code=%s", "k3ysecret")
+    finally:
+        logger.removeHandler(capture)
+    (record,) = capture.records
+    text = record.getMessage() + "".join(traceback.format_exception(*record.exc_info))  # type: ignore[misc]
+    for secret in ("tok123secret", "Eby8vdM02x", JWT, "k3ysecret"):
+        assert secret not in text
+    assert "builtins.RuntimeError" in text
+    assert "builtins.ValueError" in text
+    assert "test_logs.py" in text  # the traceback itself is kept
+
+
+def test_exceptions_without_secrets_are_logged_unchanged():
+    configure_logging("DEBUG")
+    capture = _Capture()
+    logger = logging.getLogger("meetings_core")
+    logger.addHandler(capture)
+    try:
+        try:
+            raise KeyError("plain")
+        except KeyError:
+            logging.getLogger("meetings_core.x").exception("boom")
+    finally:
+        logger.removeHandler(capture)
+    assert capture.records[0].exc_info[1].__class__ is KeyError  # type: ignore[index]

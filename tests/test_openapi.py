@@ -11,7 +11,7 @@ from meetings_core.settings import Settings
 
 
 async def test_openapi_json_is_served_and_valid():
-    app = create_app(Settings(tables_connection_string="UseDevelopmentStorage=true"))
+    app = create_app(Settings(tables_connection_string="UseDevelopmentStorage=true", local_development=True))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
         response = await client.get("/openapi.json")
     assert response.status_code == 200

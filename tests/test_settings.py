@@ -11,7 +11,10 @@ import pytest
 
 from meetings_core.settings import SettingsError, load_settings
 
-BASE = {"TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true"}
+BASE = {"TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true", "LOCAL_DEVELOPMENT": "true"}
+SECRET = "a-partner-secret-of-32-characters!"
+POLICY = '{"hmac:acme": {"organizers": ["*"]}}'
+ENTRA = {"ENTRA_TENANT_ID": "t", "ENTRA_AUDIENCE": "api://x"}
 
 
 @pytest.mark.parametrize(
@@ -25,6 +28,16 @@ BASE = {"TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true"}
         ({"CALLER_AUTH": "function-key,magic"}, "CALLER_AUTH"),
         ({"CALLER_AUTH": "entra"}, "ENTRA_TENANT_ID"),
         ({"CALLER_POLICY": '{"x": {"organisers": []}}'}, "CALLER_POLICY"),
+        ({"CALLER_AUTH": "hmac", "PARTNER_SECRETS": f'{{"acme": "{SECRET}"}}'}, "set CALLER_POLICY"),
+        ({"CALLER_AUTH": "entra", **ENTRA}, "set CALLER_POLICY"),
+        ({"CALLER_AUTH": "function-key,entra", **ENTRA, "CALLER_POLICY": POLICY}, "cannot combine"),
+        ({"CALLER_AUTH": "hmac", "PARTNER_SECRETS": '{"acme": ""}', "CALLER_POLICY": POLICY}, "shorter than 32"),
+        ({"CALLER_AUTH": "hmac", "PARTNER_SECRETS": '{"acme": "   "}', "CALLER_POLICY": POLICY}, "shorter than 32"),
+        ({"CALLER_AUTH": "hmac", "PARTNER_SECRETS": f'{{"": "{SECRET}"}}', "CALLER_POLICY": POLICY}, "partner names"),
+        ({"CALLER_AUTH": "hmac", "PARTNER_SECRETS": "{}", "CALLER_POLICY": POLICY}, "PARTNER_SECRETS"),
+        ({"ENTRA_REQUIRED_ROLE": "two roles"}, "ENTRA_REQUIRED_ROLE"),
+        ({"GRAPH_BASE_URL": "https://graph.microsoft.com\nx"}, "GRAPH_BASE_URL"),
+        ({"TABLE_NAME": "table\n"}, "TABLE_NAME"),
     ],
 )
 def test_bad_settings_are_named(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], names: str):
@@ -37,11 +50,41 @@ def test_bad_settings_are_named(monkeypatch: pytest.MonkeyPatch, env: dict[str, 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TABLES_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("FUNCTIONS_WORKER_RUNTIME", "python")
     settings = load_settings()
     assert settings.graph_base_url == "https://graph.microsoft.com"
     assert settings.graph_api_version == "v1.0"
     assert settings.table_name == "meetingreservations"
     assert settings.auth_modes == {"function-key"}
+    assert settings.caller_policy is None
+    assert not settings.local_development
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"LOCAL_DEVELOPMENT": "false"}, True),
+        ({"LOCAL_DEVELOPMENT": "false", "FUNCTIONS_WORKER_RUNTIME": "python"}, False),
+        ({"LOCAL_DEVELOPMENT": "true"}, False),
+    ],
+)
+def test_function_keys_are_served_only_by_the_functions_host_or_locally(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], problem: bool
+):
+    for name, value in {**BASE, **env}.items():
+        monkeypatch.setenv(name, value)
+    found = load_settings().serving_problem()
+    assert (found is not None) == problem
+    assert found is None or "LOCAL_DEVELOPMENT=true" in found
+
+
+def test_one_mode_with_an_explicit_policy_is_accepted(monkeypatch: pytest.MonkeyPatch):
+    for name, value in {**BASE, "CALLER_AUTH": "hmac", "PARTNER_SECRETS": f'{{"acme": "{SECRET}"}}'}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CALLER_POLICY", POLICY)
+    settings = load_settings()
+    assert settings.caller_policy is not None
+    assert not settings.caller_policy["hmac:acme"].read_others
 
 
 BAD = {"PATH": "/usr/bin:/bin", "GRAPH_BASE_URL": "nope"}

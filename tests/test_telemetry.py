@@ -54,7 +54,11 @@ async def test_requests_and_graph_calls_are_traced_and_counted(local_stack: Loca
     monkeypatch.setenv("IDENTITY_ENDPOINT", env["IDENTITY_ENDPOINT"])
     monkeypatch.setenv("IDENTITY_HEADER", env["IDENTITY_HEADER"])
     app = create_app(
-        Settings(graph_base_url=env["GRAPH_BASE_URL"], tables_connection_string=env["TABLES_CONNECTION_STRING"])
+        Settings(
+            graph_base_url=env["GRAPH_BASE_URL"],
+            tables_connection_string=env["TABLES_CONNECTION_STRING"],
+            local_development=True,
+        )
     )
     body = body_for()
     SPANS.clear()  # the provider is process-wide: other tests' in-process apps record here too

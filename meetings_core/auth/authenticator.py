@@ -12,7 +12,11 @@ FUNCTION_KEY_CALLER = Caller("function-key", "function-key")
 
 
 class Authenticator:
-    """Signed requests go to HMAC, bearer tokens to Entra; with function keys the host has already checked."""
+    """Signed requests go to HMAC, bearer tokens to Entra; with function keys the host has already checked.
+
+    Settings never enable function keys beside entra or hmac (the host would demand a key from everyone,
+    and a key holder could drop its token to escape its policy), so exactly one branch applies per mode.
+    """
 
     def __init__(
         self, *, function_keys: bool, entra: EntraVerifier | None = None, hmac: HmacVerifier | None = None
@@ -21,10 +25,11 @@ class Authenticator:
         self._entra = entra
         self._hmac = hmac
 
-    async def authenticate(self, headers: Mapping[str, str], body: bytes) -> Caller:
+    async def authenticate(self, headers: Mapping[str, str], body: bytes, *, method: str, target: str) -> Caller:
+        """`target` is the path with its query exactly as received, which HMAC signatures cover."""
         if self._hmac is not None and (SIGNATURE_HEADER in headers or PARTNER_HEADER in headers):
-            return self._hmac.verify(headers.get(PARTNER_HEADER), headers.get(SIGNATURE_HEADER), body)
-        if self._entra is not None and ("authorization" in headers or not self._function_keys):
+            return self._hmac.verify(headers.get(PARTNER_HEADER), headers.get(SIGNATURE_HEADER), method, target, body)
+        if self._entra is not None:
             return await self._entra.verify(headers.get("authorization"))
         if self._function_keys:
             return FUNCTION_KEY_CALLER

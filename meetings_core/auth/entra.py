@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import jwt
 
-from .caller import Caller, unauthorized
+from .caller import Caller, forbidden, unauthorized
 
 log = logging.getLogger("meetings_core.auth")
 
@@ -57,10 +57,19 @@ class JwksCache:
 class EntraVerifier:
     """Accepts tokens of one tenant for one audience; the caller is the app (azp/appid) or the user (oid)."""
 
-    def __init__(self, jwks: JwksCache, *, tenant_id: str, audiences: list[str], authority: str) -> None:
+    def __init__(
+        self,
+        jwks: JwksCache,
+        *,
+        tenant_id: str,
+        audiences: list[str],
+        authority: str,
+        required_role: str | None = None,
+    ) -> None:
         self._jwks = jwks
         self._tenant = tenant_id
         self._audiences = audiences
+        self._required_role = required_role
         self._issuers = [f"{authority}/{tenant_id}/v2.0", f"https://sts.windows.net/{tenant_id}/"]
 
     async def verify(self, authorization: str | None) -> Caller:
@@ -70,6 +79,12 @@ class EntraVerifier:
         claims = await self._decode(token.strip())
         if claims.get("tid") != self._tenant:
             raise unauthorized("The access token was issued for another tenant.")
+        if self._required_role is not None and not _grants(claims, self._required_role):
+            # Without this any principal of the tenant that can get a token for the audience would pass.
+            raise forbidden(
+                f"The access token carries no '{self._required_role}' app role (roles) or scope (scp); "
+                "ask the gateway's operator to assign it to your application or user."
+            )
         if "scp" in claims and claims.get("oid"):
             return Caller(f"entra:{claims['oid']}", "entra")
         app_id = claims.get("azp") or claims.get("appid")
@@ -105,3 +120,12 @@ class EntraVerifier:
             raise unauthorized("The access token was issued by another tenant or authority.") from None
         except jwt.PyJWTError:
             raise unauthorized("The access token is not valid.") from None
+
+
+def _grants(claims: dict[str, Any], name: str) -> bool:
+    """True when the app role (`roles`, app tokens) or delegated scope (`scp`, user tokens) is present."""
+    roles = claims.get("roles")
+    scopes = claims.get("scp")
+    in_roles = isinstance(roles, list) and name in roles
+    in_scopes = isinstance(scopes, str) and name in scopes.split(" ")
+    return in_roles or in_scopes

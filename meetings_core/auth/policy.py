@@ -19,7 +19,11 @@ class CallerRule(BaseModel):
 
 
 class CallerPolicy:
-    """Rules keyed by caller id (`entra:<id>`, `hmac:<partner>`, `function-key`); `None` rules allow everyone."""
+    """Rules keyed by caller id (`entra:<id>`, `hmac:<partner>`, `function-key`).
+
+    `None` rules (only possible with function keys alone: settings demand a policy for entra and hmac) let
+    the one `function-key` caller use every organizer, but never read other callers' records.
+    """
 
     def __init__(self, rules: dict[str, CallerRule] | None) -> None:
         self._rules = rules
@@ -44,6 +48,6 @@ class CallerPolicy:
 
     def may_read_others(self, caller: Caller) -> bool:
         if self._rules is None:
-            return True
+            return False
         rule = self._rules.get(caller.id)
         return rule is not None and rule.read_others

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,17 +18,20 @@ from ..auth.caller import Caller, unauthorized
 from ..auth.policy import CallerPolicy
 from ..errors import GatewayError
 from ..idempotency.engine import Outcome, RequestContext, operation_not_found
+from ..idempotency.keys import unscoped_body
 from ..idempotency.store import StoreUnavailable
 from ..logs import configure_logging
 from ..openapi import openapi3
 from ..services import ServiceHolder, Services
-from ..settings import Settings, get_settings
+from ..settings import Settings, SettingsError, get_settings
 from ..telemetry import configure_telemetry, count_request, tracer
 from ..validation import API_VERSIONS, validate_call, validate_organizer_id
 from .body import parse_json, read_body
+from .health import HealthChecks
 from .middleware import CorrelationMiddleware
 from .responses import error_response, json_response
 from .status_url import has_signature
+from .target import request_target
 
 log = logging.getLogger("meetings_core.http")
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -42,6 +44,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app; settings default to the environment's, validated now: a bad one raises `SettingsError`."""
     # An exception, not SystemExit: the Functions host reports it, with the setting's name, when indexing fails.
     settings = settings or get_settings()
+    if problem := settings.serving_problem():
+        raise SettingsError(f"Invalid gateway settings: {problem}")
     configure_logging(settings.log_level)
     configure_telemetry(settings)
     holder = ServiceHolder(settings)
@@ -69,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.services = holder
     app.state.settings = settings
     app.state.policy = CallerPolicy(settings.caller_policy)
+    app.state.health = HealthChecks()
     return app
 
 
@@ -97,13 +102,13 @@ async def create_or_get(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     raw = await read_body(request, settings.max_body_bytes)
     services: Services = await request.app.state.services.get()
-    caller = await services.authenticator.authenticate(request.headers, raw)
+    caller = await authenticate(request, services, raw)
     organizer_id = validate_organizer_id(request.path_params["user_id"])
     request.app.state.policy.authorize(caller, organizer_id, version)
-    call = validate_call(version, organizer_id, parse_json(raw))
+    call = validate_call(version, organizer_id, parse_json(raw), scope=caller_scope(caller))
     ctx = _context(request, caller)
     outcome = await services.engine.create_or_get(call, ctx)
-    return await _answer(request, services, outcome, caller)
+    return await _answer(request, services, outcome, caller, call.caller_body(outcome.body))
 
 
 async def operation_status(request: Request) -> Response:
@@ -118,19 +123,19 @@ async def operation_status(request: Request) -> Response:
     elif getattr(request.state, SIGNED_STATUS_ONLY, False):
         raise unauthorized("Poll the status URL exactly as the gateway returned it in Location, with its signature.")
     else:
-        caller = await services.authenticator.authenticate(request.headers, b"")
+        caller = await authenticate(request, services, b"")
     outcome = await services.engine.status(operation_id, _context(request, caller))
-    return await _answer(request, services, outcome, caller)
+    return await _answer(request, services, outcome, caller, unscoped_body(outcome.body, caller_scope(caller)))
 
 
-async def _answer(request: Request, services: Services, outcome: Outcome, caller: Caller) -> Response:
-    """The outcome as a response; a status Location becomes a signed URL for this caller."""
+async def _answer(request: Request, services: Services, outcome: Outcome, caller: Caller, body: bytes) -> Response:
+    """The outcome with `body`; a status Location becomes a signed URL for this caller."""
     headers = dict(outcome.headers)
     location = headers.get("Location", "")
     if location.startswith("/operations/"):
         operation_id = location.removeprefix("/operations/").partition("?")[0]
         headers["Location"] = await _with_status_key(services.status_urls.path(operation_id, caller.id))
-    return json_response(request, outcome.status, outcome.body, headers)
+    return json_response(request, outcome.status, body, headers)
 
 
 async def _with_status_key(pending: Awaitable[T]) -> T:
@@ -147,6 +152,18 @@ async def _with_status_key(pending: Awaitable[T]) -> T:
         ) from exc
 
 
+async def authenticate(request: Request, services: Services, body: bytes) -> Caller:
+    """The caller of this request; HMAC signatures cover the method and the path with query as received."""
+    return await services.authenticator.authenticate(
+        request.headers, body, method=request.method, target=request_target(request.scope)
+    )
+
+
+def caller_scope(caller: Caller) -> str | None:
+    """Whose externalIds these are: each entra/hmac caller its own; function keys are one shared caller."""
+    return None if caller.mode == "function-key" else caller.id
+
+
 def _context(request: Request, caller: Caller) -> RequestContext:
     policy: CallerPolicy = request.app.state.policy
     return RequestContext(
@@ -159,18 +176,17 @@ def _context(request: Request, caller: Caller) -> RequestContext:
 
 
 async def health(request: Request) -> Response:
-    """200 when Table Storage and the token endpoint answer; 503 naming the part that failed."""
-    services = await request.app.state.services.get()
-    checks = {"tableStorage": services.store.ping(), "tokenEndpoint": services.tokens.get()}
-    results = await asyncio.gather(
-        *(asyncio.wait_for(check, timeout=5) for check in checks.values()), return_exceptions=True
-    )
-    report = {
-        name: "ok" if not isinstance(result, BaseException) else f"failed: {type(result).__name__}"
-        for name, result in zip(checks, results, strict=True)
-    }
+    """200 or 503; which part failed (`tableStorage`, `tokenEndpoint`) only for an authenticated caller."""
+    services: Services = await request.app.state.services.get()
+    try:
+        await authenticate(request, services, b"")
+        detailed = True
+    except GatewayError:
+        detailed = False
+    report = await request.app.state.health.report(services)
     healthy = all(value == "ok" for value in report.values())
-    return JSONResponse({"status": "healthy" if healthy else "unhealthy", "checks": report}, 200 if healthy else 503)
+    status = {"status": "healthy" if healthy else "unhealthy"}
+    return JSONResponse({**status, "checks": report} if detailed else status, 200 if healthy else 503)
 
 
 async def openapi(request: Request) -> Response:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from starlette.requests import Request
 
 from ..errors import GatewayError
+
+# Graph's createOrGet body nests 6 levels deep; anything far deeper is an attack on the parser.
+MAX_DEPTH = 32
+# No createOrGet field is a number; long digit strings only cost CPU (int() refuses over 4,300 digits).
+MAX_INT_DIGITS = 100
+_DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -18,12 +25,18 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 def parse_json(raw: bytes) -> Any:
-    """Strict JSON (no duplicate keys, no NaN), or a `GatewayError` that says exactly what is wrong."""
+    """Strict JSON (no duplicate keys, no NaN, bounded nesting and numbers, valid Unicode), else a 400."""
     if not raw.strip():
         raise GatewayError(400, "BadRequest", "The request body is empty: send a JSON object with at least externalId.")
     try:
         text = raw.decode("utf-8")
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_float=_finite)
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants,
+            parse_float=_finite,
+            parse_int=_bounded_int,
+        )
     except UnicodeDecodeError:
         raise GatewayError(400, "BadRequest", "The request body is not valid UTF-8.") from None
     except json.JSONDecodeError as exc:
@@ -32,6 +45,33 @@ def parse_json(raw: bytes) -> Any:
             "BadRequest",
             f"The request body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
         ) from None
+    except RecursionError:
+        raise _too_deep() from None
+    _check_tree(value)
+    return value
+
+
+def _check_tree(value: Any) -> None:
+    """Nesting within MAX_DEPTH and no lone surrogates (from \\ud800 escapes), which no store can encode."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise _too_deep()
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise GatewayError(
+                    400, "BadRequest", "The request body contains a \\u escape of a lone surrogate, not a character."
+                ) from None
+
+
+def _too_deep() -> GatewayError:
+    return GatewayError(400, "BadRequest", f"The request body is nested deeper than {MAX_DEPTH} levels.")
 
 
 def _check_content_type(value: str | None) -> None:
@@ -46,7 +86,8 @@ def _check_content_type(value: str | None) -> None:
 
 async def _read_bounded(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if _DIGITS.fullmatch(declared) and int(declared) > max_bytes:
         raise _too_large(max_bytes)
     chunks: list[bytes] = []
     size = 0
@@ -80,6 +121,14 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise GatewayError(400, "BadRequest", f"The request body contains the number {text[:20]}, too large for JSON.")
     return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise GatewayError(
+            400, "BadRequest", f"The request body contains a number with more than {MAX_INT_DIGITS} digits."
+        )
+    return int(text)
 
 
 def _no_constants(name: str) -> Any:

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .responses import SECURITY_HEADERS
 
 # A caller's client-request-id is echoed and sent to Graph, so only plain ids are kept.
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9\-_.:]{1,100}$")
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9\-_.:]{1,100}")
 
 
 class CorrelationMiddleware:
@@ -28,7 +28,7 @@ class CorrelationMiddleware:
         sent = _header(scope, b"client-request-id")
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        state["client_request_id"] = sent if sent and _CLIENT_REQUEST_ID.match(sent) else request_id
+        state["client_request_id"] = sent if sent and _CLIENT_REQUEST_ID.fullmatch(sent) else request_id
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -121,7 +121,7 @@ class IdempotencyEngine:
 
     async def create_or_get(self, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
         """Answer the call: Graph's result for the owner, the stored result for every duplicate."""
-        key = ReservationKey(call.organizer_id, call.external_id)
+        key = call.key  # (organizer, the externalId Graph sees): scoped per caller, see validation.py
         cached = self._cache.get(key.digest, self._clock())
         if cached is not None and cached.api_version == call.api_version:
             return self._replay(cached, call, ctx)
