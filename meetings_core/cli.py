@@ -24,7 +24,7 @@ from .errors import GatewayError
 from .idempotency.keys import ReservationKey, scoped_external_id
 from .idempotency.purge import purge
 from .idempotency.records import Reservation, State
-from .idempotency.store import ReservationChanged, StoreUnavailable
+from .idempotency.store import RecordUnreadable, ReservationChanged, StoreUnavailable
 from .idempotency.table_store import TableReservationStore
 from .services import table_client
 from .settings import SettingsError, load_settings
@@ -93,7 +93,10 @@ async def _dispatch(store: TableReservationStore, args: argparse.Namespace) -> i
         print(exc.message, file=sys.stderr)
         return 2
     key = ReservationKey(organizer_id, scoped_external_id(args.caller, args.external_id))
-    record = await store.get(key)
+    try:
+        record = await store.get(key)
+    except RecordUnreadable as exc:
+        return await _unreadable(store, key, exc, remove=args.command == "release" and args.force)
     if record is None:
         print("no reservation for this organizer and externalId", file=sys.stderr)
         return 1
@@ -120,6 +123,15 @@ async def _release(store: TableReservationStore, record: Reservation, *, force: 
         print("the reservation changed meanwhile; look again with 'show'", file=sys.stderr)
         return 1
     print("released")
+    return 0
+
+
+async def _unreadable(store: TableReservationStore, key: ReservationKey, exc: RecordUnreadable, *, remove: bool) -> int:
+    if not remove:
+        print(f"{exc}; 'release --force' removes it", file=sys.stderr)
+        return 1
+    await store.remove(key)
+    print("removed the unreadable reservation")
     return 0
 
 

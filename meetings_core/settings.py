@@ -20,6 +20,8 @@ AUTH_MODES = ("function-key", "entra", "hmac")
 _WORKER_MODULES = ("azure_functions_worker", "azure_functions_worker_v2", "proxy_worker")
 # 32 characters: a guessable or placeholder secret would make HMAC signatures forgeable.
 MIN_PARTNER_SECRET_LENGTH = 32
+# The least GRAPH_GRACE_SECONDS outside local development (docs/IDEMPOTENCY.md, time limits).
+MIN_GRACE_SECONDS = 15
 # Power Automate's HTTP action and connectors give up on a request after this long.
 CALLER_LIMIT_SECONDS = 120
 
@@ -94,8 +96,9 @@ class Settings(BaseSettings):
 
     @property
     def longest_answer_seconds(self) -> float:
-        """The most a createOrGet can take: the duplicate wait, a takeover's Graph call, four store calls."""
-        return self.duplicate_wait_seconds + self.graph_deadline_seconds + 4 * self.store_timeout_seconds
+        """The most a createOrGet can take: the duplicate wait, a takeover's Graph call and five store calls
+        (the last poll, the takeover, its re-read, the completion, its re-read)."""
+        return self.duplicate_wait_seconds + self.graph_deadline_seconds + 5 * self.store_timeout_seconds
 
     @property
     def auth_modes(self) -> frozenset[str]:
@@ -142,6 +145,11 @@ class Settings(BaseSettings):
                 "set exactly one of TABLES_CONNECTION_STRING (Azurite, local) "
                 "or TABLES_ENDPOINT (Azure, reached with the managed identity)"
             )
+        if self.graph_grace_seconds < MIN_GRACE_SECONDS and not self.local_development:
+            raise ValueError(
+                f"GRAPH_GRACE_SECONDS below {MIN_GRACE_SECONDS} s is allowed only with LOCAL_DEVELOPMENT=true: it is "
+                "the time Graph keeps to finish a call the gateway gave up on, and the room for clock skew"
+            )
         if self.reservation_lease_seconds < self.graph_deadline_seconds + self.graph_grace_seconds:
             raise ValueError(
                 "RESERVATION_LEASE_SECONDS must be at least GRAPH_DEADLINE_SECONDS + GRAPH_GRACE_SECONDS, "
@@ -149,7 +157,7 @@ class Settings(BaseSettings):
             )
         if self.longest_answer_seconds > CALLER_LIMIT_SECONDS - 10:
             raise ValueError(
-                f"DUPLICATE_WAIT_SECONDS + GRAPH_DEADLINE_SECONDS + 4 x STORE_TIMEOUT_SECONDS is "
+                f"DUPLICATE_WAIT_SECONDS + GRAPH_DEADLINE_SECONDS + 5 x STORE_TIMEOUT_SECONDS is "
                 f"{self.longest_answer_seconds:g} s: it must stay under {CALLER_LIMIT_SECONDS - 10} s so every "
                 f"caller is answered within Power Automate's {CALLER_LIMIT_SECONDS} s limit"
             )

@@ -66,6 +66,9 @@ class MemoryStore:
         del self.records[record.key.digest]
         self._done("delete", record)
 
+    async def remove(self, key: ReservationKey) -> None:
+        self.records.pop(key.digest, None)
+
     async def expired(
         self, completed_before: datetime, abandoned_before: datetime, page_size: int
     ) -> AsyncIterator[list[Reservation]]:

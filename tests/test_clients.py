@@ -28,7 +28,7 @@ GRAPH_LATENCY_MS = 1500
 FAST = {
     "DUPLICATE_WAIT_SECONDS": "0.3",
     "GRAPH_DEADLINE_SECONDS": "3",
-    "GRAPH_ATTEMPT_TIMEOUT_SECONDS": "3",
+    "GRAPH_GRACE_SECONDS": "3",
     "RESERVATION_LEASE_SECONDS": "8",
 }
 Run = Callable[[httpx.AsyncClient, Stack, dict[str, object]], Awaitable[RunResult]]

@@ -84,12 +84,12 @@ class Rig:
     engine: IdempotencyEngine
 
 
-def rig(answer: str = "retry", cache_size: int = 100) -> Rig:
+def rig(answer: str = "retry", cache_size: int = 100, lease: float = LEASE) -> Rig:
     clock = Clock()
     store = MemoryStore()
     graph = FakeGraph(clock)
     config = EngineConfig(
-        lease=timedelta(seconds=LEASE),
+        lease=timedelta(seconds=lease),
         duplicate_wait_seconds=WAIT,
         retention=timedelta(days=30),
         grace_seconds=GRACE,
@@ -105,8 +105,8 @@ def graph_deadline_cap(engine: IdempotencyEngine) -> None:
     fake: FakeGraph = engine._graph  # type: ignore[assignment]
     original = fake.create_or_get
 
-    async def capped(*args: Any, deadline_seconds: float, **kwargs: Any) -> GraphResult:
-        return await original(*args, deadline_seconds=min(DEADLINE, deadline_seconds), **kwargs)
+    async def capped(*args: Any, deadline_seconds: float | None = None, **kwargs: Any) -> GraphResult:
+        return await original(*args, deadline_seconds=min(DEADLINE, deadline_seconds or DEADLINE), **kwargs)
 
     fake.create_or_get = capped  # type: ignore[method-assign]
 
@@ -149,9 +149,9 @@ async def test_new_key_costs_one_graph_call_and_two_writes():
 
 
 async def test_owner_budget_leaves_the_grace_before_the_lease_ends():
-    r = rig()
+    r = rig(lease=GRACE + 20)  # lease minus grace (20 s) is shorter than the Graph deadline (30 s)
     await r.engine.create_or_get(call(), CTX)
-    assert r.graph.calls[0]["deadline"] == pytest.approx(min(DEADLINE, LEASE - GRACE))
+    assert r.graph.calls[0]["deadline"] == pytest.approx(20)
 
 
 async def test_insert_committed_then_reported_as_a_conflict_continues_as_owner():
@@ -297,9 +297,27 @@ async def test_a_duplicate_takes_over_when_the_lease_ends_within_its_wait():
     assert r.graph.calls[0]["at"] >= T0 + timedelta(seconds=LEASE)
 
 
-@pytest.mark.parametrize(
-    ("answer", "respond_async", "status"), [("retry", False, 503), ("conflict", False, 409), ("retry", True, 202)]
-)
+async def test_a_duplicate_asking_for_the_asynchronous_pattern_gets_its_status_url_at_once():
+    r = rig()
+    seed_in_progress(r, lease_left=LEASE, owner="live-owner")
+    outcome = await r.engine.create_or_get(call(), replace(CTX, respond_async=True))
+    assert outcome.status == 202
+    assert outcome.headers["Location"] == f"/operations/{key().digest}"
+    assert r.clock.elapsed() == 0
+
+
+async def test_a_poll_of_an_ended_lease_without_a_stored_request_says_to_send_again():
+    r = rig()
+    legacy = replace(seed_in_progress(r, lease_left=-1), request=None)
+    r.store.records[key().digest] = legacy
+    with pytest.raises(GatewayError) as raised:
+        await r.engine.status(key().digest, CTX)
+    assert raised.value.status == 404
+    assert "send the createOrGet request again" in raised.value.message
+    assert r.graph.calls == []
+
+
+@pytest.mark.parametrize(("answer", "respond_async", "status"), [("retry", False, 503), ("conflict", False, 409)])
 async def test_past_the_wait_the_answer_is_one_the_client_retries(answer: str, respond_async: bool, status: int):
     r = rig(answer)
     seed_in_progress(r, lease_left=LEASE, owner="live-owner")
@@ -310,11 +328,6 @@ async def test_past_the_wait_the_answer_is_one_the_client_retries(answer: str, r
 
     r.clock.on_sleep = renew
     ctx = replace(CTX, respond_async=respond_async)
-    if status == 202:
-        outcome = await r.engine.create_or_get(call(), ctx)
-        assert outcome.status == 202
-        assert outcome.headers["Location"] == f"/operations/{key().digest}"
-        return
     with pytest.raises(GatewayError) as raised:
         await r.engine.create_or_get(call(), ctx)
     assert raised.value.status == status
@@ -377,17 +390,20 @@ async def test_status_is_the_same_404_for_absent_foreign_and_disallowed(ctx: Req
     )
 
 
-async def test_the_other_api_version_is_answered_in_its_own_shape():
+async def test_the_other_api_version_is_answered_in_its_own_shape_without_touching_the_record():
     r = rig()
     assert (await r.engine.create_or_get(call("v1.0"), CTX)).status == 201
-    r.graph.script = [_meeting(200, "beta")]
+    v1_record = stored(r)
+    r.graph.script = [_meeting(200, "beta"), GatewayError(403, "Forbidden", "no beta for you")]
     beta = await r.engine.create_or_get(call("beta"), CTX)
     assert beta.status == 200
     assert b"/beta/" in beta.body
     assert [c["version"] for c in r.graph.calls] == ["v1.0", "beta"]
-    assert stored(r).api_version == "beta"
-    again = await r.engine.create_or_get(call("beta"), CTX)
-    assert (again.status, len(r.graph.calls)) == (200, 2)  # replayed now
+    with pytest.raises(GatewayError):  # a refusal of the other version leaves the meeting's record alone
+        await r.engine.create_or_get(call("beta"), CTX)
+    assert stored(r) == v1_record
+    replay = await r.engine.create_or_get(call("v1.0"), CTX)
+    assert (replay.status, len(r.graph.calls)) == (200, 3)
 
 
 @pytest.mark.parametrize(

@@ -142,3 +142,28 @@ async def test_a_body_that_cannot_be_decoded_is_an_unknown_outcome():
     with pytest.raises(OutcomeUnknown):
         await client().create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
     assert route.call_count == 1
+
+
+@respx.mock
+@pytest.mark.parametrize("status", [202, 204, 302, 307])
+async def test_a_success_or_redirect_other_than_200_or_201_is_an_unknown_outcome(status: int):
+    route = respx.post(URL).mock(return_value=httpx.Response(status, headers={"Location": "https://elsewhere"}))
+    with pytest.raises(OutcomeUnknown):
+        await client().create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert route.call_count == 1
+
+
+class SlowCredential(FakeCredential):
+    async def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        await asyncio.sleep(2.8)
+        return await super().get_token(*scopes, **kwargs)
+
+
+@respx.mock
+async def test_a_token_that_leaves_too_little_time_means_the_request_is_never_sent():
+    route = respx.post(URL).mock(return_value=httpx.Response(201, json={"id": "m"}))
+    with pytest.raises(GatewayError) as raised:
+        await client(SlowCredential(), deadline=3).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert not isinstance(raised.value, OutcomeUnknown)  # definite: the key may be released at once
+    assert raised.value.status == 503
+    assert route.call_count == 0

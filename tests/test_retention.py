@@ -115,3 +115,34 @@ async def test_store_maps_missing_records_and_tables_to_its_own_errors(stack: St
     with pytest.raises(StoreUnavailable):
         await missing.insert(record(State.IN_PROGRESS, lease_until=NOW))
     await missing.close()
+
+
+async def test_an_unreadable_record_is_named_skipped_by_the_purge_and_removable(stack: Stack):
+    import httpx
+
+    from tests.stackutil import body_for, create_url
+
+    body = body_for()
+    key = ReservationKey(ORGANIZER.lower(), body["externalId"])
+    async with TableClient.from_connection_string(stack.tables, "meetingreservations") as table:
+        await TableReservationStore(table).create_table()
+        # Completed and expired, so the purge's query lists it, but without the fields a record needs.
+        corrupt = {"PartitionKey": key.digest, "RowKey": "reservation", "State": "completed"}
+        await table.upsert_entity({**corrupt, "ExpiresAt": NOW - timedelta(days=1)})
+    store = TableReservationStore(TableClient.from_connection_string(stack.tables, "meetingreservations"))
+    expired = await store.insert(record(State.COMPLETED, expires_at=NOW - timedelta(days=1)))
+    report = await purge(store, datetime.now(UTC), page_size=1000)  # the corrupt entity is in the listing
+    assert await store.get(expired.key) is None
+    assert report.expired >= 1
+    await store.close()
+    async with httpx.AsyncClient(timeout=30) as client:
+        refused = await client.post(create_url(stack.gateway), json=body)
+        assert refused.status_code == 500
+        assert "release --force" in refused.json()["error"]["message"]
+        assert (await stack.graph_stats())["calls"] == 0
+        shown = cli(stack, "show", key.organizer_id, key.external_id)
+        assert shown.returncode == 1
+        assert "release --force" in shown.stderr
+        assert cli(stack, "release", key.organizer_id, key.external_id, "--force").returncode == 0
+        created = await client.post(create_url(stack.gateway), json=body)
+    assert created.status_code == 201

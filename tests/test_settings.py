@@ -38,6 +38,10 @@ ENTRA = {"ENTRA_TENANT_ID": "t", "ENTRA_AUDIENCE": "api://x"}
         ({"ENTRA_REQUIRED_ROLE": "two roles"}, "ENTRA_REQUIRED_ROLE"),
         ({"GRAPH_BASE_URL": "https://graph.microsoft.com\nx"}, "GRAPH_BASE_URL"),
         ({"TABLE_NAME": "table\n"}, "TABLE_NAME"),
+        ({"LOCAL_DEVELOPMENT": "false", "FUNCTIONS_WORKER_RUNTIME": "python", "GRAPH_GRACE_SECONDS": "3"}, "below 15"),
+        ({"GRAPH_GRACE_SECONDS": "20"}, "RESERVATION_LEASE_SECONDS"),
+        ({"DUPLICATE_WAIT_SECONDS": "60"}, "DUPLICATE_WAIT_SECONDS + GRAPH_DEADLINE_SECONDS + 5 x"),
+        ({"STORE_TIMEOUT_SECONDS": "7"}, "within Power Automate's 120 s"),
     ],
 )
 def test_bad_settings_are_named(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], names: str):
@@ -58,6 +62,9 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch):
     assert settings.auth_modes == {"function-key"}
     assert settings.caller_policy is None
     assert not settings.local_development
+    # The defaults fit the caller's limit with room: docs/IDEMPOTENCY.md, time limits.
+    assert settings.longest_answer_seconds == 105
+    assert settings.reservation_lease_seconds >= settings.graph_deadline_seconds + settings.graph_grace_seconds >= 45
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from devstack.stack import free_port, tables_connection_string
 from meetings_core.http.status_url import StatusUrlKey, StatusUrlSigner, _unb64
-from meetings_core.idempotency.keys import ReservationKey
+from meetings_core.idempotency.keys import ReservationKey, scoped_external_id
 from meetings_core.idempotency.store import StoreUnavailable
 from meetings_core.settings import SettingsError, load_settings
 from tests.stackutil import ORGANIZER, Stack, body_for, create_url
@@ -124,7 +124,9 @@ async def test_a_signed_location_is_polled_without_credentials_and_forgeries_loo
     auth = await bearer(stack, "app-a")
     async with httpx.AsyncClient(timeout=30) as client:
         owner = asyncio.create_task(client.post(create_url(stack.gateway), json=body, headers=auth))
-        await stack.wait_for_record(ReservationKey(ORGANIZER.lower(), body["externalId"]))
+        await stack.wait_for_record(
+            ReservationKey(ORGANIZER.lower(), scoped_external_id("entra:app-a", body["externalId"]))
+        )
         accepted = await client.post(create_url(stack.gateway), json=body, headers=auth | {"Prefer": "respond-async"})
         assert accepted.status_code == 202, accepted.text
         location = accepted.headers["location"]

@@ -36,6 +36,8 @@ _UNKNOWN_STATUSES = frozenset({408}) | frozenset(range(500, 600)) - _NOT_PROCESS
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Never start an attempt with less time than this left: it could not finish.
 _MIN_ATTEMPT_SECONDS = 1.0
+# Never send a request with less time than this left (after the token): it would only become an unknown outcome.
+_MIN_SEND_SECONDS = 0.5
 _BACKOFF_MAX_SECONDS = 2.0
 _BACKOFF_JITTER_SECONDS = 0.5
 
@@ -114,8 +116,8 @@ class GraphClient:
     ) -> httpx.Response:
         token = await self._token(deadline)
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _NeverSent("the Graph deadline passed before the request was sent")
+        if remaining < _MIN_SEND_SECONDS:
+            raise _NeverSent("too little of the Graph deadline was left to send the request")
         started = time.monotonic()
         # An absolute bound on the whole exchange (connect, send, slow-drip read): with the deadline
         # inside the reservation's lease, no request of ours is in flight once the lease ends.
@@ -169,7 +171,7 @@ class GraphClient:
 def _result(response: httpx.Response) -> GraphResult:
     request_id = response.headers.get("request-id")
     status = response.status_code
-    if status in _UNKNOWN_STATUSES:
+    if status in _UNKNOWN_STATUSES or (status < 400 and status not in (200, 201)):
         raise OutcomeUnknown(f"Graph answered {status}; it may or may not have created the meeting.")
     if status in (200, 201):
         try:

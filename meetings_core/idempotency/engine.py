@@ -27,7 +27,14 @@ from ..validation import CreateOrGetCall
 from .cache import CompletedCache
 from .keys import ReservationKey
 from .records import Reservation, State
-from .store import ReservationChanged, ReservationExists, ReservationStore, StoreError, StoreUnavailable
+from .store import (
+    RecordUnreadable,
+    ReservationChanged,
+    ReservationExists,
+    ReservationStore,
+    StoreError,
+    StoreUnavailable,
+)
 
 log = logging.getLogger("meetings_core.idempotency")
 
@@ -123,18 +130,22 @@ class IdempotencyEngine:
         """Answer the call: Graph's result for the owner, the stored result for every duplicate."""
         key = call.key  # (organizer, the externalId Graph sees): scoped per caller, see validation.py
         cached = self._cache.get(key.digest, self._clock())
-        if cached is not None and cached.api_version == call.api_version:
-            return self._replay(cached, call, ctx)
         try:
+            if cached is not None:
+                return await self._answer_completed(cached, call, ctx)
             return await self._settle(key, call, ctx)
         except StoreUnavailable as exc:
             raise _storage_down(exc) from exc
+        except RecordUnreadable as exc:
+            raise _unreadable(exc) from exc
 
     async def status(self, digest: str, ctx: RequestContext) -> Outcome:
         """The status URL: the result once settled; a poll that finds an ended lease finishes the call."""
         try:
             record = await self._visible(digest, ctx)
-            if record.state is State.IN_PROGRESS and record.lease_ended(self._clock()) and record.request:
+            if record.lease_ended(self._clock()) and not record.request:
+                raise _unrecoverable()
+            if record.lease_ended(self._clock()):
                 mine = _owner()
                 taken = await self._take(record, mine, _Forward.of_record(record))
                 if taken is None:
@@ -145,6 +156,8 @@ class IdempotencyEngine:
                 record = taken or record
         except StoreUnavailable as exc:
             raise _storage_down(exc) from exc
+        except RecordUnreadable as exc:
+            raise _unreadable(exc) from exc
         if record.state is State.COMPLETED:
             return _stored(record)
         return self._accepted(record)
@@ -164,15 +177,15 @@ class IdempotencyEngine:
                 continue
             if _held_by(record, mine):  # ours, though the store reported a conflict (a retried write)
                 return await self._own(record, forward, ctx)
+            if record.state is State.COMPLETED:
+                self._cache.put(record)
+                return await self._answer_completed(record, call, ctx)
             _check_caller(record, ctx)
             self._check_fingerprint(record, call)
-            if record.state is State.COMPLETED and record.api_version == call.api_version:
-                self._cache.put(record)
-                return self._replay(record, call, ctx)
             now = self._clock()
-            # A completed record of the other API version is taken too: Graph returns the existing
-            # meeting in this version's shape.
-            if record.state is State.COMPLETED or record.lease_ended(now):
+            if ctx.respond_async and not record.lease_ended(now):
+                return self._accepted(record)  # the asynchronous pattern: a status URL at once, no wait
+            if record.lease_ended(now):
                 taken = await self._take(record, mine, forward)
                 if taken is not None:
                     log.warning("took over a reservation", extra={"operation_id": key.digest})
@@ -185,6 +198,23 @@ class IdempotencyEngine:
             await self._sleep(max(0.01, pause))
             delay = min(delay * 2, _POLL_MAX_SECONDS)
             record = None
+
+    async def _answer_completed(self, record: Reservation, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
+        """The stored meeting; for the other API version, Graph's (it returns the existing meeting)."""
+        _check_caller(record, ctx)
+        self._check_fingerprint(record, call)
+        if record.api_version == call.api_version:
+            return Outcome(200, _stored(record).body, {"Idempotent-Replayed": "true"})
+        # The meeting exists, so no reservation is needed: the record keeps its own version's answer.
+        try:
+            result = await self._graph.create_or_get(
+                call.api_version, call.organizer_id, call.body, client_request_id=ctx.client_request_id
+            )
+        except OutcomeUnknown as exc:
+            exc.headers.update(retry_after_header(1))
+            raise
+        headers = {"graph-request-id": result.request_id} if result.request_id else {}
+        return Outcome(result.status, result.body, headers)
 
     async def _insert(
         self, key: ReservationKey, call: CreateOrGetCall, ctx: RequestContext, mine: str, forward: _Forward
@@ -307,11 +337,6 @@ class IdempotencyEngine:
             "body. A retry must send exactly the same body; to create another meeting, use a new externalId.",
         )
 
-    def _replay(self, record: Reservation, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
-        _check_caller(record, ctx)
-        self._check_fingerprint(record, call)
-        return Outcome(200, _stored(record).body, {"Idempotent-Replayed": "true"})
-
     def _in_progress(self, record: Reservation, ctx: RequestContext) -> Outcome:
         if ctx.respond_async:
             return self._accepted(record)
@@ -382,6 +407,25 @@ def operation_not_found() -> GatewayError:
 
 def _owner() -> str:
     return uuid.uuid4().hex
+
+
+def _unreadable(exc: RecordUnreadable) -> GatewayError:
+    log.error("reservation unreadable: %s", exc)
+    return GatewayError(
+        500,
+        "InternalServerError",
+        "The gateway's reservation for this externalId cannot be read, so no request was sent to Graph. An "
+        "operator must remove it: python -m meetings_core.cli release --force <organizerId> <externalId>.",
+    )
+
+
+def _unrecoverable() -> GatewayError:
+    return GatewayError(
+        404,
+        "NotFound",
+        "This operation was abandoned by a gateway version that did not keep the request for recovery; send the "
+        "createOrGet request again to finish it.",
+    )
 
 
 def _unsettled(message: str, settle_in: float) -> GatewayError:

@@ -26,6 +26,10 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached or answered unexpectedly: fail closed."""
 
 
+class RecordUnreadable(StoreError):
+    """A stored record cannot be read (a field its state requires is missing or corrupt)."""
+
+
 class ReservationStore(Protocol):
     """Reservation records keyed by `ReservationKey`, with optimistic concurrency by ETag."""
 
@@ -47,11 +51,15 @@ class ReservationStore(Protocol):
         """Delete if the ETag still matches; raise `ReservationChanged` otherwise."""
         ...
 
+    async def remove(self, key: ReservationKey) -> None:
+        """Delete whatever is stored for `key`, unconditionally (an operator's `release --force`)."""
+        ...
+
     def expired(
         self, completed_before: datetime, abandoned_before: datetime, page_size: int
     ) -> AsyncIterator[list[Reservation]]:
         """Pages of completed records that expired before `completed_before` and in-progress ones
-        whose lease ended before `abandoned_before`."""
+        whose lease ended before `abandoned_before`; unreadable records are logged and skipped."""
         ...
 
     async def ping(self) -> None:

@@ -23,7 +23,7 @@ from azure.data.tables.aio import TableClient
 
 from .keys import ROW_KEY, ReservationKey
 from .records import CorruptRecord, Reservation, State, compress, decompress
-from .store import ReservationChanged, ReservationExists, StoreUnavailable
+from .store import RecordUnreadable, ReservationChanged, ReservationExists, StoreUnavailable
 
 log = logging.getLogger("meetings_core.store")
 
@@ -48,10 +48,11 @@ class TableReservationStore:
     async def create_table(self) -> None:
         """Create the table if missing (Azurite; in Azure the template already made it)."""
         try:
-            await self._table.create_table()
+            async with asyncio.timeout(self._timeout):
+                await self._table.create_table()
         except ResourceExistsError:
             pass
-        except AzureError as exc:
+        except (AzureError, TimeoutError) as exc:
             # A table-scoped role may not create tables (the template made it), and an unreachable
             # store is reported by the first real operation, as a 503.
             log.info("table not created (%s); assuming it exists", type(exc).__name__)
@@ -115,9 +116,15 @@ class TableReservationStore:
         try:
             async for page in pages:
                 self.operations += 1
-                yield [_from_entity(entity) async for entity in page]
+                yield [record async for entity in page if (record := _readable(entity)) is not None]
         except AzureError as exc:
             raise StoreUnavailable(str(exc)) from None
+
+    async def remove(self, key: ReservationKey) -> None:
+        try:
+            await self._call(self._table.delete_entity(key.digest, ROW_KEY))
+        except ResourceNotFoundError:
+            return
 
     async def ping(self) -> None:
         # A point read needs only the data role the gateway already has; 404 proves the table answers.
@@ -202,7 +209,18 @@ def _from_entity(entity: Any) -> Reservation:
     try:
         return _reservation(entity)
     except (CorruptRecord, KeyError, ValueError, zlib.error) as exc:
-        raise StoreUnavailable(f"unreadable reservation entity ({type(exc).__name__})") from exc
+        raise RecordUnreadable(
+            f"reservation {entity.get('PartitionKey')} is unreadable ({type(exc).__name__})"
+        ) from exc
+
+
+def _readable(entity: Any) -> Reservation | None:
+    # One corrupt entity must not stop a purge: it is logged for an operator and skipped.
+    try:
+        return _from_entity(entity)
+    except RecordUnreadable as exc:
+        log.error("skipping an unreadable reservation: %s", exc)
+        return None
 
 
 def _reservation(entity: Any) -> Reservation:
