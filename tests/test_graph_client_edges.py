@@ -163,7 +163,8 @@ class SlowCredential(FakeCredential):
 async def test_a_token_that_leaves_too_little_time_means_the_request_is_never_sent():
     route = respx.post(URL).mock(return_value=httpx.Response(201, json={"id": "m"}))
     with pytest.raises(GatewayError) as raised:
-        await client(SlowCredential(), deadline=3).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+        slow = client(SlowCredential(), deadline=3)
+        await slow.create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
     assert not isinstance(raised.value, OutcomeUnknown)  # definite: the key may be released at once
     assert raised.value.status == 503
     assert route.call_count == 0
