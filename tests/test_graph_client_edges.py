@@ -162,8 +162,8 @@ class SlowCredential(FakeCredential):
 @respx.mock
 async def test_a_token_that_leaves_too_little_time_means_the_request_is_never_sent():
     route = respx.post(URL).mock(return_value=httpx.Response(201, json={"id": "m"}))
+    slow = client(SlowCredential(), deadline=3)
     with pytest.raises(GatewayError) as raised:
-        slow = client(SlowCredential(), deadline=3)
         await slow.create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
     assert not isinstance(raised.value, OutcomeUnknown)  # definite: the key may be released at once
     assert raised.value.status == 503
