@@ -98,11 +98,18 @@ def test_an_empty_key_setting_means_the_table_key_and_a_short_one_is_refused(mon
 
 
 AUDIENCE = "api://meeting-gateway"
+OTHER_ORGANIZER = "2f35f2e6-9cab-44ad-8d5a-b74c14720000"
 
 
 @pytest.fixture(scope="module")
 async def entra_gateway(module_stack_factory) -> Stack:
-    policy = {"entra:app-a": {"organizers": ["*"]}, "entra:app-b": {"organizers": ["*"]}}
+    policy = {
+        "entra:app-a": {"organizers": ["*"]},
+        "entra:app-b": {"organizers": ["*"]},
+        # May read others' operations, but not at every organizer: the status URL applies both rules.
+        "entra:auditor": {"organizers": ["*"], "readOthers": True},
+        "entra:narrow-auditor": {"organizers": [OTHER_ORGANIZER], "readOthers": True},
+    }
     env = {
         "CALLER_AUTH": "entra",
         "ENTRA_AUDIENCE": AUDIENCE,
@@ -157,3 +164,25 @@ async def test_a_signed_location_is_polled_without_credentials_and_forgeries_loo
         assert refused.status_code == unknown.status_code == 404
         assert refused.json()["error"]["code"] == unknown.json()["error"]["code"]
         assert refused.json()["error"]["message"] == unknown.json()["error"]["message"]
+
+
+@pytest.mark.integration
+async def test_an_unsigned_poll_checks_the_caller_and_the_organizer_and_answers_one_404(entra_gateway: Stack):
+    stack = entra_gateway
+    body = body_for()
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(create_url(stack.gateway), json=body, headers=await bearer(stack, "app-a"))
+        assert created.status_code == 201
+        # Anyone who knows the caller id and externalId can compute the id: it must open nothing by itself.
+        operation = ReservationKey(ORGANIZER.lower(), scoped_external_id("entra:app-a", body["externalId"])).digest
+        url = f"{stack.gateway}/operations/{operation}"
+        own = await client.get(url, headers=await bearer(stack, "app-a"))
+        auditor = await client.get(url, headers=await bearer(stack, "auditor"))
+        other_caller = await client.get(url, headers=await bearer(stack, "app-b"))
+        other_organizer = await client.get(url, headers=await bearer(stack, "narrow-auditor"))
+        absent = await client.get(f"{stack.gateway}/operations/{'e' * 64}", headers=await bearer(stack, "app-a"))
+    assert own.status_code == auditor.status_code == 201
+    assert own.json()["externalId"] == body["externalId"]
+    for refused in (other_caller, other_organizer):
+        assert refused.status_code == absent.status_code == 404
+        assert refused.json()["error"]["message"] == absent.json()["error"]["message"]
