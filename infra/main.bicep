@@ -25,7 +25,7 @@ param entraTenantId string = ''
 @description('For entra mode: the audience (app ID URI or client id of the gateway app registration).')
 param entraAudience string = ''
 
-@description('Per-caller policy (README: Caller policy), as an object; the empty object leaves CALLER_POLICY unset.')
+@description('Per-caller policy (docs/SECURITY.md), as an object; the empty object leaves CALLER_POLICY unset.')
 param callerPolicy object = {}
 
 @description('Gateway settings left to the code\'s defaults that this deployment changes, as strings, e.g. {"ON_PAYLOAD_MISMATCH": "return-existing", "RETENTION_DAYS": "60"}. Settings the template sets itself keep the template\'s value.')

@@ -37,7 +37,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True)
 
     graph_base_url: str = "https://graph.microsoft.com"
-    graph_api_version: Literal["v1.0", "beta"] = "v1.0"
     graph_scope: str = "https://graph.microsoft.com/.default"
     graph_deadline_seconds: float = Field(default=30.0, gt=0, le=110)
     graph_grace_seconds: float = Field(default=15.0, gt=0)

@@ -306,6 +306,15 @@ async def test_a_duplicate_asking_for_the_asynchronous_pattern_gets_its_status_u
     assert r.clock.elapsed() == 0
 
 
+async def test_an_asynchronous_duplicate_in_the_other_version_is_not_handed_this_versions_status_url():
+    r = rig()
+    seed_in_progress(r, lease_left=5, owner="crashed-owner")  # a v1.0 call
+    r.graph.script = [_meeting(201, "beta")]
+    outcome = await r.engine.create_or_get(call("beta"), replace(CTX, respond_async=True))
+    assert outcome.status == 201  # waited, took over and asked Graph in its own version
+    assert [c["version"] for c in r.graph.calls] == ["beta"]
+
+
 async def test_a_poll_of_an_ended_lease_without_a_stored_request_says_to_send_again():
     r = rig()
     legacy = replace(seed_in_progress(r, lease_left=-1), request=None)

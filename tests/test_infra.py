@@ -29,7 +29,6 @@ BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 # infra/README.md shows this table; a test keeps the two equal.
 LEFT_TO_DEFAULTS = {
     "GRAPH_BASE_URL": "Graph's global endpoint; national clouds change it",
-    "GRAPH_API_VERSION": "v1.0 by default; callers choose beta per request in the path",
     "GRAPH_SCOPE": "follows GRAPH_BASE_URL",
     "GRAPH_DEADLINE_SECONDS": "tuning; the lease and answer-time rules are checked against it at start",
     "GRAPH_GRACE_SECONDS": "15 s, the margin docs/IDEMPOTENCY.md argues for; lower only in tests",

@@ -21,7 +21,6 @@ ENTRA = {"ENTRA_TENANT_ID": "t", "ENTRA_AUDIENCE": "api://x"}
     ("env", "names"),
     [
         ({"GRAPH_BASE_URL": "graph.microsoft.com"}, "GRAPH_BASE_URL"),
-        ({"GRAPH_API_VERSION": "v2"}, "GRAPH_API_VERSION"),
         ({"TABLE_NAME": "bad-name"}, "TABLE_NAME"),
         ({"TABLES_ENDPOINT": "https://acct.table.core.windows.net"}, "TABLES_CONNECTION_STRING"),
         ({"GRAPH_DEADLINE_SECONDS": "41"}, "RESERVATION_LEASE_SECONDS"),
@@ -57,7 +56,6 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("FUNCTIONS_WORKER_RUNTIME", "python")
     settings = load_settings()
     assert settings.graph_base_url == "https://graph.microsoft.com"
-    assert settings.graph_api_version == "v1.0"
     assert settings.table_name == "meetingreservations"
     assert settings.auth_modes == {"function-key"}
     assert settings.caller_policy is None

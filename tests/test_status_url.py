@@ -182,7 +182,7 @@ async def test_an_unsigned_poll_checks_the_caller_and_the_organizer_and_answers_
         other_organizer = await client.get(url, headers=await bearer(stack, "narrow-auditor"))
         absent = await client.get(f"{stack.gateway}/operations/{'e' * 64}", headers=await bearer(stack, "app-a"))
     assert own.status_code == auditor.status_code == 201
-    assert own.json()["externalId"] == body["externalId"]
+    assert own.json()["externalId"] == auditor.json()["externalId"] == body["externalId"]
     for refused in (other_caller, other_organizer):
         assert refused.status_code == absent.status_code == 404
         assert refused.json()["error"]["message"] == absent.json()["error"]["message"]

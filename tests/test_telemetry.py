@@ -67,10 +67,25 @@ async def test_requests_and_graph_calls_are_traced_and_counted(local_stack: Loca
         assert (await client.post(create_url(""), json=body)).status_code == 201
         assert (await client.post(create_url(""), json=body)).status_code == 200
         assert (await client.post(create_url(""), json={})).status_code == 400
+        for made_up in ("v9", "attacker-chosen"):  # path text never becomes a metric label
+            assert (await client.post(create_url("", version=made_up), json=body)).status_code == 404
     await app.state.services.close()
     names = [span.name for span in SPANS.get_finished_spans()]
-    assert names.count("gateway create_or_get") == 3
+    assert names.count("gateway create_or_get") == 5
     assert names.count("graph createOrGet") == 1
     after = outcomes()
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-    assert {k: v for k, v in delta.items() if v} == {"created": 1, "replayed": 1, "rejected": 1}
+    assert {k: v for k, v in delta.items() if v} == {"created": 1, "replayed": 1, "rejected": 3}
+    assert version_labels() <= {"v1.0", "beta", "status", "other"}
+
+
+def version_labels() -> set[str]:
+    data = READER.get_metrics_data()
+    return {
+        str(point.attributes.get("api_version"))
+        for resource in (data.resource_metrics if data else [])
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "gateway.requests"
+        for point in metric.data.data_points
+    }

@@ -108,7 +108,9 @@ class GraphClient:
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise OutcomeUnknown("Graph did not answer within the gateway's deadline.", timeout=True) from exc
         except httpx.HTTPError as exc:
-            raise OutcomeUnknown(f"The connection to Graph failed after the request was sent ({exc!r}).") from exc
+            raise OutcomeUnknown(
+                f"The connection to Graph failed after the request was sent ({type(exc).__name__})."
+            ) from exc
         return _result(response)
 
     async def _send(

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..auth.authenticator import FUNCTION_KEY_CALLER
 from ..auth.caller import Caller, unauthorized
 from ..auth.policy import CallerPolicy
 from ..errors import GatewayError
@@ -81,7 +82,9 @@ def _guard(endpoint: Endpoint) -> Endpoint:
     """Answer a `GatewayError` raised anywhere below in Graph's envelope; trace and count every answer."""
 
     async def guarded(request: Request) -> Response:
+        # A label from the path only when it is one we serve: labels must not be chosen by strangers.
         version = request.path_params.get("version", "status")
+        version = version if version in (*API_VERSIONS, "status") else "other"
         with tracer.start_as_current_span(f"gateway {endpoint.__name__}") as span:
             try:
                 response = await endpoint(request)
@@ -125,7 +128,8 @@ async def operation_status(request: Request) -> Response:
     else:
         caller = await authenticate(request, services, b"")
     outcome = await services.engine.status(operation_id, _context(request, caller))
-    return await _answer(request, services, outcome, caller, unscoped_body(outcome.body, caller_scope(caller)))
+    owner = Caller(outcome.caller, "") if outcome.caller else caller  # the record's caller tagged its externalId
+    return await _answer(request, services, outcome, caller, unscoped_body(outcome.body, caller_scope(owner)))
 
 
 async def _answer(request: Request, services: Services, outcome: Outcome, caller: Caller, body: bytes) -> Response:
@@ -161,7 +165,7 @@ async def authenticate(request: Request, services: Services, body: bytes) -> Cal
 
 def caller_scope(caller: Caller) -> str | None:
     """Whose externalIds these are: each entra/hmac caller its own; function keys are one shared caller."""
-    return None if caller.mode == "function-key" else caller.id
+    return None if FUNCTION_KEY_CALLER.id in (caller.mode, caller.id) else caller.id
 
 
 def _context(request: Request, caller: Caller) -> RequestContext:

@@ -16,7 +16,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -60,6 +60,8 @@ class Outcome:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    # Whose record answered (a status poll may be another caller's, with `readOthers`).
+    caller: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,14 +154,15 @@ class IdempotencyEngine:
                     taken = await self._store.get_by_digest(digest)
                 if taken is not None and _held_by(taken, mine):
                     log.warning("status poll took over an ended lease", extra={"operation_id": digest})
-                    return await self._own(taken, _Forward.of_record(taken), ctx)
+                    outcome = await self._own(taken, _Forward.of_record(taken), ctx)
+                    return replace(outcome, caller=taken.caller)
                 record = taken or record
         except StoreUnavailable as exc:
             raise _storage_down(exc) from exc
         except RecordUnreadable as exc:
             raise _unreadable(exc) from exc
         if record.state is State.COMPLETED:
-            return _stored(record)
+            return replace(_stored(record), caller=record.caller)
         return self._accepted(record)
 
     async def _settle(self, key: ReservationKey, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
@@ -183,7 +186,7 @@ class IdempotencyEngine:
             _check_caller(record, ctx)
             self._check_fingerprint(record, call)
             now = self._clock()
-            if ctx.respond_async and not record.lease_ended(now):
+            if ctx.respond_async and not record.lease_ended(now) and record.api_version == call.api_version:
                 return self._accepted(record)  # the asynchronous pattern: a status URL at once, no wait
             if record.lease_ended(now):
                 taken = await self._take(record, mine, forward)
@@ -322,7 +325,10 @@ class IdempotencyEngine:
         """The record behind a status URL, or one 404 for absent, another caller's, and not allowed."""
         record = self._cache.get(digest, self._clock())
         if record is None and ReservationKey.is_digest(digest):
-            record = await self._store.get_by_digest(digest)
+            try:
+                record = await self._store.get_by_digest(digest)
+            except RecordUnreadable as exc:  # not named to a poller: that would tell a key exists
+                log.error("status poll of an unreadable reservation: %s", exc)
         if record is None or not _may_see(record, ctx):
             raise operation_not_found()
         return record
@@ -415,7 +421,8 @@ def _unreadable(exc: RecordUnreadable) -> GatewayError:
         500,
         "InternalServerError",
         "The gateway's reservation for this externalId cannot be read, so no request was sent to Graph. An "
-        "operator must remove it: python -m meetings_core.cli release --force <organizerId> <externalId>.",
+        "operator must remove it: python -m meetings_core.cli release --force <organizerId> <externalId> "
+        "(with --caller <caller id> for an entra or hmac caller).",
     )
 
 
