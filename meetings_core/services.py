@@ -38,11 +38,12 @@ class Services:
     status_key: StatusUrlKey
 
     async def close(self) -> None:
-        await self.status_key.close()
-        await self.store.close()
-        await self.http.aclose()
-        await self.auth_http.aclose()
-        await self.credential.close()
+        """Close every client, even when one fails, then raise the first failure."""
+        closing = (self.status_key.close(), self.store.close(), self.http.aclose(), self.auth_http.aclose())
+        results = await asyncio.gather(*closing, self.credential.close(), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
 
 def table_client(settings: Settings, credential: AsyncTokenCredential) -> TableClient:
@@ -140,8 +141,11 @@ class ServiceHolder:
         self._settings = settings
         self._services: Services | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
     async def get(self) -> Services:
+        if self._closed:  # after shutdown: never build a second set of clients that nobody closes
+            raise RuntimeError("the gateway's services are closed")
         if self._services is None:
             async with self._lock:
                 if self._services is None:
@@ -149,6 +153,7 @@ class ServiceHolder:
         return self._services
 
     async def close(self) -> None:
+        self._closed = True
         if self._services is not None:
             await self._services.close()
             self._services = None

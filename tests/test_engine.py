@@ -154,31 +154,26 @@ async def test_owner_budget_leaves_the_grace_before_the_lease_ends():
     assert r.graph.calls[0]["deadline"] == pytest.approx(20)
 
 
-async def test_insert_committed_then_reported_as_a_conflict_continues_as_owner():
-    """azure-core retried the insert after it had committed: the 409 is our own write."""
+@pytest.mark.parametrize(
+    ("operation", "state", "error", "ended_lease"),
+    [
+        ("insert", State.IN_PROGRESS, ReservationExists, False),  # a new key
+        ("replace", State.IN_PROGRESS, ReservationChanged, True),  # a takeover
+    ],
+    ids=["insert", "takeover"],
+)
+async def test_a_write_committed_then_reported_as_a_conflict_continues_as_owner(
+    operation: str, state: State, error: type[Exception], ended_lease: bool
+):
+    """azure-core retried a write whose answer was lost after it had committed: the conflict is our own."""
     r = rig()
+    if ended_lease:
+        seed_in_progress(r, lease_left=-1)
 
-    def retried(operation: str, record: Reservation) -> None:
-        if operation == "insert":
+    def retried(done: str, record: Reservation) -> None:
+        if done == operation and record.state is state:
             r.store.after = None
-            raise ReservationExists(record.key)
-
-    r.store.after = retried
-    outcome = await r.engine.create_or_get(call(), CTX)
-    assert outcome.status == 201
-    assert len(r.graph.calls) == 1
-    assert stored(r).state is State.COMPLETED
-    assert r.clock.elapsed() == 0  # recognised at once, not after waiting out its own lease
-
-
-async def test_takeover_committed_then_reported_changed_continues_as_owner():
-    r = rig()
-    seed_in_progress(r, lease_left=-1)
-
-    def retried(operation: str, record: Reservation) -> None:
-        if operation == "replace" and record.state is State.IN_PROGRESS:
-            r.store.after = None
-            raise ReservationChanged(record.key)
+            raise error(record.key)
 
     r.store.after = retried
     outcome = await r.engine.create_or_get(call(), CTX)

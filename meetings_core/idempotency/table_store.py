@@ -118,7 +118,7 @@ class TableReservationStore:
                 self.operations += 1
                 yield [record async for entity in page if (record := _readable(entity)) is not None]
         except AzureError as exc:
-            raise StoreUnavailable(str(exc)) from None
+            raise StoreUnavailable(type(exc).__name__) from exc
 
     async def remove(self, key: ReservationKey) -> None:
         try:
@@ -141,8 +141,8 @@ class TableReservationStore:
         try:
             async with asyncio.timeout(self._timeout):
                 return await operation
-        except TimeoutError:
-            raise StoreUnavailable(f"Table Storage did not answer within {self._timeout:g} s") from None
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"Table Storage did not answer within {self._timeout:g} s") from exc
         except (ResourceExistsError, ResourceNotFoundError, ResourceModifiedError):
             raise
         except HttpResponseError as exc:
@@ -150,7 +150,7 @@ class TableReservationStore:
                 raise ResourceExistsError(message=str(exc.message)) from None
             if exc.status_code == 412:
                 raise ResourceModifiedError(message=str(exc.message)) from None
-            raise StoreUnavailable(f"Table Storage answered {exc.status_code}") from None
+            raise StoreUnavailable(f"Table Storage answered {exc.status_code}") from exc
         except AzureError as exc:
             raise StoreUnavailable(type(exc).__name__) from None
 
