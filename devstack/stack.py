@@ -157,7 +157,7 @@ def start_azurite(port: int, data_dir: Path, log_dir: Path) -> Process:
 
 def start_identity(port: int, identity_header: str, log_dir: Path) -> Process:
     args = [sys.executable, "-m", "devstack.identity_emulator", "--port", str(port),
-            "--identity-header", identity_header, "--tenant", TENANT]  # fmt: skip
+            f"--identity-header={identity_header}", "--tenant", TENANT]  # fmt: skip
     return start("identity-emulator", args, port, log_dir)
 
 

@@ -110,8 +110,12 @@ def openapi3() -> dict[str, Any]:
             },
         },
         "503": _resp(
-            "RequestInProgress (another call with this externalId is running) or a dependency is down: "
-            "send the same request again after Retry-After.",
+            "RequestInProgress (another call with this externalId is running), a dependency is down, or Graph's "
+            "answer was lost: send the same request again after Retry-After.",
+            "#/components/schemas/ODataError",
+        ),
+        "504": _resp(
+            "Graph did not answer in time; the meeting may exist: send the same request again after Retry-After.",
             "#/components/schemas/ODataError",
         ),
         "default": _resp("An error, in Graph's envelope.", "#/components/schemas/ODataError"),
@@ -120,7 +124,17 @@ def openapi3() -> dict[str, Any]:
         "operationId": "CreateOrGetMeeting",
         "summary": "Create or get a Teams meeting by external ID",
         "description": DESCRIPTION,
-        "parameters": [{k: v for k, v in _ORGANIZER.items() if not k.startswith("x-")} | {"schema": _GUID}],
+        "parameters": [
+            {k: v for k, v in _ORGANIZER.items() if not k.startswith("x-")} | {"schema": _GUID},
+            {
+                "name": "Prefer",
+                "in": "header",
+                "required": False,
+                "description": "RFC 7240 preferences; with respond-async a duplicate still in progress is answered "
+                "202 with a status URL (other preferences are ignored).",
+                "schema": {"type": "string"},
+            },
+        ],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateOrGetBody"}}},
@@ -155,6 +169,14 @@ def _status_operation3(responses: dict[str, Any]) -> dict[str, Any]:
         "description": "202 while in progress; then the meeting, as the original request would have answered.",
         "parameters": [
             {"name": "operationId", "in": "path", "required": True, "schema": {"type": "string"}},
+            *(
+                {"name": name, "in": "query", "required": False, "description": text, "schema": {"type": "string"}}
+                for name, text in (
+                    ("caller", "Signed status URL: the caller it was made for."),
+                    ("exp", "Signed status URL: when it expires (Unix seconds)."),
+                    ("sig", "Signed status URL: the gateway's signature."),
+                )
+            ),
         ],
         "responses": responses,
     }
