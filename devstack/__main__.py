@@ -39,7 +39,9 @@ def main() -> int:
     if busy:
         print(f"These ports are in use: {', '.join(busy)}. Stop what holds them and run again.", file=sys.stderr)
         return 1
+    # SIGINT too: a shell that starts `make run &` hands it down ignored, and Ctrl-C must still stop it.
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     logs = ROOT / ".devstack" / "logs"
     try:
         stack = LocalStack.up(logs, ROOT / ".azurite", PORTS, IDENTITY_HEADER)

@@ -53,6 +53,7 @@ async def test_replay_makes_no_graph_call_and_says_so(stack: Stack):
     for replay in replays:
         assert replay.status_code == 200
         assert replay.headers["idempotent-replayed"] == "true"
+        assert replay.headers["graph-request-id"] == first.headers["graph-request-id"]
         assert replay.json() == first.json()
     assert (await stack.graph_stats())["calls"] == calls
 

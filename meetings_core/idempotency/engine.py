@@ -207,7 +207,10 @@ class IdempotencyEngine:
         _check_caller(record, ctx)
         self._check_fingerprint(record, call)
         if record.api_version == call.api_version:
-            return Outcome(200, _stored(record).body, {"Idempotent-Replayed": "true"})
+            headers = {"Idempotent-Replayed": "true"}
+            if record.graph_request_id:  # the Graph call that created it, to trace the meeting end to end
+                headers["graph-request-id"] = record.graph_request_id
+            return Outcome(200, _stored(record).body, headers)
         # The meeting exists, so no reservation is needed: the record keeps its own version's answer.
         try:
             result = await self._graph.create_or_get(
