@@ -145,9 +145,9 @@ class IdempotencyEngine:
         """The status URL: the result once settled; a poll that finds an ended lease finishes the call."""
         try:
             record = await self._visible(digest, ctx)
-            if record.lease_ended(self._clock()) and not record.request:
-                raise _unrecoverable()
             if record.lease_ended(self._clock()):
+                if not record.request:
+                    raise _unrecoverable()
                 mine = _owner()
                 taken = await self._take(record, mine, _Forward.of_record(record))
                 if taken is None:

@@ -58,21 +58,9 @@ class Reservation:
         """Seconds until the lease ends (negative once it has); 0 for a completed record."""
         return (self.lease_until - now).total_seconds() if self.lease_until is not None else 0.0
 
-    def with_owner(self, owner: str, lease_until: datetime, api_version: str, request: bytes | None) -> Reservation:
-        """The record held by `owner` until `lease_until`, to send `request` to Graph's `api_version`."""
-        return replace(
-            self,
-            state=State.IN_PROGRESS,
-            owner=owner,
-            lease_until=lease_until,
-            api_version=api_version,
-            request=request if request is not None else self.request,
-            status=None,
-            body=None,
-            graph_request_id=None,
-            completed_at=None,
-            expires_at=None,
-        )
+    def with_owner(self, owner: str, lease_until: datetime, api_version: str, request: bytes) -> Reservation:
+        """The in-progress record taken over by `owner` until `lease_until`, to send `request` to `api_version`."""
+        return replace(self, owner=owner, lease_until=lease_until, api_version=api_version, request=request)
 
     def as_completed(
         self, status: int, body: bytes, graph_request_id: str | None, now: datetime, retention: timedelta
