@@ -56,8 +56,12 @@ def test_make_run_prints_a_working_curl_and_sigint_stops_everything(tmp_path: Pa
         os.killpg(run.pid, signal.SIGINT)
         assert run.wait(timeout=30) == 0
     finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
+        if run.poll() is None:  # SIGTERM lets it stop its children; SIGKILL would orphan them
+            os.killpg(run.pid, signal.SIGTERM)
+            try:
+                run.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while not all(map(port_is_free, PORTS.values())) and time.monotonic() < deadline:
         time.sleep(0.2)
