@@ -18,7 +18,7 @@ from ..auth.authenticator import FUNCTION_KEY_CALLER
 from ..auth.caller import Caller, unauthorized
 from ..auth.policy import CallerPolicy
 from ..errors import GatewayError
-from ..idempotency.engine import Outcome, RequestContext, operation_not_found
+from ..idempotency.engine import Outcome, RequestContext, operation_not_found, storage_unavailable
 from ..idempotency.keys import unscoped_body
 from ..idempotency.store import StoreUnavailable
 from ..logs import configure_logging
@@ -147,13 +147,7 @@ async def _with_status_key(pending: Awaitable[T]) -> T:
     try:
         return await pending
     except StoreUnavailable as exc:
-        log.error("status URL key unavailable: %s", exc)
-        raise GatewayError(
-            503,
-            "ServiceUnavailable",
-            "The gateway's reservation store is unreachable. Send the same request again after the Retry-After delay.",
-            headers={"Retry-After": "5"},
-        ) from exc
+        raise storage_unavailable(exc) from exc
 
 
 async def authenticate(request: Request, services: Services, body: bytes) -> Caller:

@@ -137,7 +137,7 @@ class IdempotencyEngine:
                 return await self._answer_completed(cached, call, ctx)
             return await self._settle(key, call, ctx)
         except StoreUnavailable as exc:
-            raise _storage_down(exc) from exc
+            raise storage_unavailable(exc) from exc
         except RecordUnreadable as exc:
             raise _unreadable(exc) from exc
 
@@ -158,7 +158,7 @@ class IdempotencyEngine:
                     return replace(outcome, caller=taken.caller)
                 record = taken or record
         except StoreUnavailable as exc:
-            raise _storage_down(exc) from exc
+            raise storage_unavailable(exc) from exc
         except RecordUnreadable as exc:
             raise _unreadable(exc) from exc
         if record.state is State.COMPLETED:
@@ -447,7 +447,8 @@ def _unsettled(message: str, settle_in: float) -> GatewayError:
     )
 
 
-def _storage_down(exc: StoreUnavailable) -> GatewayError:
+def storage_unavailable(exc: StoreUnavailable) -> GatewayError:
+    """The one answer for an unreachable reservation store: 503, no Graph call made."""
     log.error("table storage unavailable: %s", exc)
     return GatewayError(
         503,
