@@ -227,3 +227,35 @@ def resource_body(source: str, symbol: str) -> str:
         if re.match(rf"resource\s+{symbol}\s+'", text):
             return text
     raise KeyError(symbol)
+
+
+# siteConfig properties ARM rejects on Flex Consumption sites with error 51021 ("The following site configuration
+# property (Site.SiteConfig.X) for Flex Consumption sites is invalid"). The published type allows them all; these
+# are the ones named in ARM's own error text as quoted in microsoft/azure-pipelines-tasks#21032 and #22254,
+# Azure/azure-functions-host#10643, Azure/terraform-azurerm-avm-res-web-site#283 and #360 (Microsoft Q&A 2277522).
+FLEX_REJECTED_SITE_CONFIG = {
+    "ftpsState",
+    "use32BitWorkerProcess",
+    "preWarmedInstanceCount",
+    "netFrameworkVersion",
+    "functionsRuntimeScaleMonitoringEnabled",
+    "linuxFxVersion",
+    "functionAppScaleLimit",
+}
+
+
+def flex_site_config_problems(source: str) -> list[Violation]:
+    """siteConfig properties ARM rejects on a Flex Consumption site (one with properties.functionAppConfig)."""
+    from tests.bicep_reader import Obj, parse
+
+    found = []
+    for resource in parse(source).resources:
+        properties = resource.body.get("properties")
+        if not resource.type.lower().startswith("microsoft.web/sites@") or not isinstance(properties, Obj):
+            continue
+        site_config = properties.get("siteConfig")
+        if properties.get("functionAppConfig") is None or not isinstance(site_config, Obj):
+            continue
+        found += [Violation(line, f"{resource.symbol}.properties.siteConfig.{key}")
+                  for key, _, line in site_config.entries if key in FLEX_REJECTED_SITE_CONFIG]  # fmt: skip
+    return found

@@ -265,6 +265,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   //checkov:skip=CKV_AZURE_221:Public endpoint by design: Power Automate and partners call it.
   //checkov:skip=CKV_AZURE_222:Public endpoint by design: Power Automate and partners call it.
   //checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero by design; no always-on minimum is needed.
+  //checkov:skip=CKV_AZURE_78:ARM rejects siteConfig.ftpsState on Flex Consumption (error 51021); the ftp publishing policy below turns FTP off.
   //checkov:skip=CKV_AZURE_213:Platform health checks are not available on Flex Consumption; GET /health serves monitors.
   name: 'func-${token}'
   location: location
@@ -279,9 +280,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     keyVaultReferenceIdentity: identity.id // Key Vault references resolve with the user-assigned identity
+    // No ftpsState: ARM rejects it on Flex Consumption sites (error 51021); the `ftp` policy below turns FTP off.
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {
