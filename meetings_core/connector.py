@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .openapi import DESCRIPTION, TITLE, request_schemas
+from .contract_schema import DESCRIPTION, TITLE, request_schemas
 
 # No such host can exist (RFC 6761), so a connector imported without a host setting fails instead of
 # sending its key elsewhere; the dynamichosturl policy or --host supplies the real one.

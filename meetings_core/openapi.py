@@ -14,13 +14,8 @@ import sys
 from typing import Any
 
 from . import __version__
-from .contract import CreateOrGetBody
+from .contract_schema import DESCRIPTION, TITLE, request_schemas
 
-TITLE = "Teams meeting gateway"
-DESCRIPTION = (
-    "Creates a Microsoft Teams online meeting exactly once per external ID: the same request sent again, "
-    "at the same time or later, returns the same meeting."
-)
 _ORGANIZER = {
     "name": "userId",
     "in": "path",
@@ -72,28 +67,6 @@ def _meeting_schema(openapi3: bool) -> dict[str, Any]:
         else:
             prop["x-nullable"] = True
     return schema
-
-
-def request_schemas(ref_prefix: str) -> dict[str, Any]:
-    """The contract's JSON schemas (camelCase, as Graph spells them), one per model, with refs under `ref_prefix`."""
-    schema = CreateOrGetBody.model_json_schema(by_alias=True, ref_template=ref_prefix + "{model}")
-    definitions: dict[str, Any] = schema.pop("$defs", {})
-    definitions["CreateOrGetBody"] = schema
-    for definition in definitions.values():
-        for name, prop in definition.get("properties", {}).items():
-            prop.setdefault("description", _describe_field(name))
-    return definitions
-
-
-def _describe_field(name: str) -> str:
-    return {
-        "externalId": "Your own unique ID for this meeting; the same ID always gives the same meeting. Required.",
-        "startDateTime": "Start, ISO 8601 with an offset or Z (e.g. 2026-03-01T09:00:00Z). Default: now.",
-        "endDateTime": "End, ISO 8601 with an offset or Z; needs startDateTime. Default: start + 1 hour.",
-        "subject": "The meeting subject.",
-        "participants": "The organizer and attendees.",
-        "chatInfo": "The chat thread the meeting belongs to (for channel meetings).",
-    }.get(name, f"The {name} property, as in Microsoft Graph.")
 
 
 @functools.cache
@@ -183,16 +156,10 @@ def _status_operation3(responses: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Print the gateway's API description.")
-    parser.add_argument("--swagger2", action="store_true", help="Swagger 2.0 for the custom connector")
-    args = parser.parse_args()
-    if args.swagger2:
-        from .connector import swagger2  # the connector module builds on this one
-
-        document = swagger2()
-    else:
-        document = openapi3()
-    json.dump(document, sys.stdout, indent=2)
+    argparse.ArgumentParser(
+        description="Print the gateway's OpenAPI 3 document (the connector: python -m meetings_core.connector)."
+    ).parse_args()
+    json.dump(openapi3(), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 
