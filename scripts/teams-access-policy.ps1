@@ -12,7 +12,8 @@
   The client id of the gateway's managed identity (azd env get-value GATEWAY_IDENTITY_CLIENT_ID).
 
 .PARAMETER Organizers
-  Object ids or UPNs of the organizers to grant the policy to. Omit and pass -Global for the whole tenant.
+  Object ids or UPNs of the organizers to grant the policy to (a list, or one comma-separated string). Omit and
+  pass -Global for the whole tenant.
 
 .PARAMETER Global
   Grant the policy tenant-wide (every user may be an organizer).
@@ -31,6 +32,8 @@ param(
   [string] $PolicyName = 'meeting-gateway'
 )
 $ErrorActionPreference = 'Stop'
+# `pwsh -File` passes "a,b" as one string (the azd hook does): split it.
+if ($Organizers) { $Organizers = @($Organizers | ForEach-Object { $_ -split ',' } | Where-Object { $_ }) }
 
 if (-not (Get-Module -ListAvailable -Name MicrosoftTeams)) {
   throw 'The MicrosoftTeams module is missing: Install-Module MicrosoftTeams -Scope CurrentUser'
