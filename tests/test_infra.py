@@ -359,11 +359,69 @@ def test_checkov_passes():
     checkov = Path(sys.executable).with_name("checkov")
     result = subprocess.run(
         [str(checkov), "-d", str(INFRA), "--framework", "bicep", "--skip-download", "--compact", "--quiet",
-         # checkov's Bicep parser does not know the `extension` keyword; the file holds only Graph resources.
-         "--skip-path", "graph-permission.bicep"],
+         # checkov's Bicep parser does not know the `extension` keyword; these files hold only Graph resources.
+         "--skip-path", "graph-permission.bicep", "--skip-path", "entra-app.bicep"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     assert int(re.search(r"Passed checks: (\d+)", result.stdout).group(1)) > 10  # type: ignore[union-attr]
     assert "Failed checks: 0" in result.stdout
     assert "Parsing errors: " not in result.stdout or "Parsing errors: 0" in result.stdout
+
+
+# --- 8. regions, the Entra app registration, the deployer's roles ------------------------------------------------
+
+# Azure-Samples/functions-quickstart-python-http-azd infra/main.bicep at 7ed4638bc03858a3b2657f0dbbdd1db0af103ebb:
+# the anchor template's list of regions offering Flex Consumption (eastus2euap, an early-access region, left out).
+FLEX_REGIONS_OF_THE_ANCHOR = [
+    "australiaeast", "australiasoutheast", "brazilsouth", "canadacentral", "centralindia", "centralus", "eastasia",
+    "eastus", "eastus2", "eastus2euap", "francecentral", "germanywestcentral", "italynorth", "japaneast",
+    "koreacentral", "northcentralus", "northeurope", "norwayeast", "southafricanorth", "southcentralus",
+    "southeastasia", "southindia", "spaincentral", "swedencentral", "uaenorth", "uksouth", "ukwest", "westcentralus",
+    "westeurope", "westus", "westus2", "westus3",
+]  # fmt: skip
+
+
+def allowed_values(source: str, param: str) -> list[str]:
+    block = re.search(rf"@allowed\(\[(.*?)\]\)(?:(?!\nparam ).)*\nparam {param} ", source, re.S)
+    assert block, param
+    return re.findall(r"'([^']+)'", block.group(1))
+
+
+def test_locations_are_the_flex_consumption_regions_and_azd_asks_for_one():
+    allowed = allowed_values(text(MAIN), "location")
+    assert allowed == sorted(set(FLEX_REGIONS_OF_THE_ANCHOR) - {"eastus2euap"})
+    location = text(MAIN).split("\nparam location string", 1)[0].rsplit("\nparam ", 1)[1]
+    assert re.search(r"@metadata\(\{\s*azd: \{\s*type: 'location'", location)
+
+
+def test_the_deployer_holds_no_blob_role():
+    # azd deploy posts the zip to https://<scm host>/api/publish with the deployer's ARM token (azure-dev
+    # cli/azd/pkg/azsdk/funcapp_host_client.go); the platform writes the blob with the app's identity.
+    source = text(RESOURCES)
+    conditional = r"^resource (\w+) 'Microsoft.Authorization/roleAssignments@[^']+' = if \(!empty\(principalId\)"
+    deployer_roles = [rules.resource_body(source, name) for name in re.findall(conditional, source, re.M)]
+    assert len(deployer_roles) == 2
+    assert not [body for body in deployer_roles if "storageBlobDataOwner" in body]
+    assert (
+        "= if (!empty(principalId) && usesHmac)" in source.split("resource deployerSecretsOfficer", 1)[1].split("\n")[0]
+    )
+
+
+def test_entra_app_registration_is_optional_and_feeds_the_audience():
+    main = text(MAIN)
+    assert re.search(r"^param createEntraApp bool = false$", main, re.M)
+    assert "module entraApp 'modules/entra-app.bicep' = if (createEntraApp)" in main
+    assert "entraAudience: createEntraApp ? entraApp!.outputs.audience : entraAudience" in main
+    assert json.loads(text(PARAMETERS))["parameters"]["createEntraApp"]["value"] == "${CREATE_ENTRA_APP=false}"
+    app = text(INFRA / "modules" / "entra-app.bicep")
+    assert "appRoleAssignmentRequired: true" in app
+    assert "identifierUris: [audience]" in app
+
+
+@pytest.mark.parametrize("name", ["graph-permission.bicep", "entra-app.bicep"])
+def test_files_checkov_skips_hold_only_graph_resources(name: str):
+    source = text(INFRA / "modules" / name)
+    types_ = re.findall(r"^resource \w+ '([^']+)'", source, re.M)
+    assert types_
+    assert all(t.startswith("Microsoft.Graph/") for t in types_)

@@ -10,7 +10,7 @@ param location string
 @description('Tags for every resource.')
 param tags object
 
-@description('Deploying principal (blob upload for azd deploy, partner secrets, operator CLI); empty to skip.')
+@description('Deploying principal (operator CLI; partner secrets in hmac mode); empty to skip.')
 param principalId string
 
 @description('Grant OnlineMeetings.ReadWrite.All to the identity through the Graph extension.')
@@ -44,7 +44,7 @@ var partnerSecretsEntry = 'partner-secrets'
 var usesHmac = contains(split(replace(callerAuth, ' ', ''), ','), 'hmac')
 // Built-in role definition ids (least privilege for each need).
 var roles = {
-  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // the app's identity only: azd deploy needs no data role
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
@@ -187,15 +187,6 @@ resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource deployerBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(principalId)) {
-  name: guid(storage.id, principalId, roles.storageBlobDataOwner)
-  scope: storage
-  properties: {
-    principalId: principalId
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
-  }
-}
-
 // The deployer runs the operator CLI (docs/IDEMPOTENCY.md) against the same table.
 resource deployerTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(principalId)) {
   name: guid(storage::tables::reservations.id, principalId, roles.storageTableDataContributor)
@@ -206,8 +197,8 @@ resource deployerTableContributor 'Microsoft.Authorization/roleAssignments@2022-
   }
 }
 
-// The deployer writes the partner secrets (docs/DEPLOY.md); a subscription Owner has no data access by default.
-resource deployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(principalId)) {
+// In hmac mode the deployer writes the partner secrets (docs/DEPLOY.md); a subscription Owner has no data access.
+resource deployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(principalId) && usesHmac) {
   name: guid(vault.id, principalId, roles.keyVaultSecretsOfficer)
   scope: vault
   properties: {
