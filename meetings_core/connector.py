@@ -2,6 +2,11 @@
 
     python -m meetings_core.connector --out connector            # host from each connection (dynamichosturl)
     python -m meetings_core.connector --out connector --host gw.azurewebsites.net   # one fixed host
+    python -m meetings_core.connector --out build/key --auth function-key            # one connection option
+
+`--auth both` (the default) is a multi-auth connector (connectionParameterSets): the function key travels in a
+`setheader` policy, as in Microsoft's certified key-or-Entra connectors; one option gives a classic single-auth
+connector that the portal wizard can edit and `pac connector create` can finish (connector/README.md).
 
 tests/test_connector.py keeps the committed files in connector/ equal to this output.
 """
@@ -26,6 +31,9 @@ HOST_PARAMETER = "hostName"
 # Entra ID connections need your app registrations: the connector's client and the gateway's audience.
 ENTRA_CLIENT_ID_UNSET = "00000000-0000-0000-0000-000000000000"
 ENTRA_RESOURCE_UNSET = "api://set-entra-audience-with---entra-resource"
+# Not `common`: a single-tenant app registration (the usual one) refuses it (AADSTS50194). Sign-in fails until set.
+ENTRA_TENANT_UNSET = "set-tenant-with---entra-tenant-id"
+AUTH_OPTIONS = ("both", "function-key", "entra-id")
 
 _IMPORTANT = {"externalId", "startDateTime", "endDateTime", "subject"}
 # Graph's identity objects: rarely typed by hand in a flow, so out of the way.
@@ -58,7 +66,7 @@ def title_case(name: str) -> str:
     return " ".join(_WORDS.get(word.lower(), word[:1].upper() + word[1:]) for word in words)
 
 
-def swagger2(host: str | None = None) -> dict[str, Any]:
+def swagger2(host: str | None = None, auth: str = "both") -> dict[str, Any]:
     """Swagger 2.0 for the custom connector (Power Platform requires OpenAPI 2.0)."""
     schemas = request_schemas("#/definitions/")
     v1 = _input(schemas["CreateOrGetBody"], schemas, beta=False)
@@ -83,24 +91,38 @@ def swagger2(host: str | None = None) -> dict[str, Any]:
             "OperationInProgress": _annotate(copy.deepcopy(_IN_PROGRESS)),
             "ODataError": _annotate(copy.deepcopy(_ERROR)),
         },
-        "securityDefinitions": {
-            "api_key": {"type": "apiKey", "in": "header", "name": FUNCTION_KEY_HEADER},
+        **_security(auth),
+    }
+
+
+def _security(auth: str) -> dict[str, Any]:
+    """Single-auth connectors declare their one scheme; a multi-auth one declares none (its parameter sets and
+    the key's setheader policy say it all), like certified-connectors/CognitiveServicesQuestionAnswering."""
+    schemes: dict[str, dict[str, Any]] = {
+        "function-key": {"api_key": {"type": "apiKey", "in": "header", "name": FUNCTION_KEY_HEADER}},
+        "entra-id": {
             "oauth2_auth": {
                 "type": "oauth2",
                 "flow": "accessCode",
                 "authorizationUrl": "https://login.microsoftonline.com/common/oauth2/authorize",
                 "tokenUrl": "https://login.microsoftonline.com/common/oauth2/authorize",
                 "scopes": {},
-            },
+            }
         },
-        "security": [{"api_key": []}, {"oauth2_auth": []}],
     }
+    if auth == "both":
+        return {"securityDefinitions": {}, "security": []}
+    return {"securityDefinitions": schemes[auth], "security": [{name: []} for name in schemes[auth]]}
 
 
 def api_properties(
-    host: str | None = None, entra_client_id: str | None = None, entra_resource: str | None = None
+    host: str | None = None,
+    entra_client_id: str | None = None,
+    entra_resource: str | None = None,
+    entra_tenant_id: str | None = None,
+    auth: str = "both",
 ) -> dict[str, Any]:
-    """apiProperties.json: a function-key and an Entra ID connection option; the host from the connection."""
+    """apiProperties.json: a function-key and/or an Entra ID connection option; the host from the connection."""
     host_parameter = {
         HOST_PARAMETER: {
             "type": "string",
@@ -146,41 +168,36 @@ def api_properties(
                     "redirectMode": "GlobalPerConnector",
                     "customParameters": {
                         "loginUri": {"value": "https://login.microsoftonline.com"},
-                        "tenantId": {"value": "common"},
+                        "tenantId": {"value": entra_tenant_id or ENTRA_TENANT_UNSET},
                         "resourceUri": {"value": entra_resource or ENTRA_RESOURCE_UNSET},
                     },
                 },
                 "uiDefinition": {
                     "displayName": "Sign In With Microsoft Entra ID",
                     "description": "An access token for the gateway's ENTRA_AUDIENCE.",
-                    "tooltip": "Generate with --entra-client-id and --entra-resource before importing.",
+                    "tooltip": "Generate with --entra-tenant-id, --entra-client-id and --entra-resource first.",
                     "constraints": {"required": "true"},
                 },
             },
         },
     }
-    policies = (
-        []
-        if host
-        else [
-            {
-                "templateId": "dynamichosturl",
-                "title": "Gateway host from the connection",
-                "parameters": {
-                    "x-ms-apimTemplateParameter.urlTemplate": f"https://@connectionParameters('{HOST_PARAMETER}')"
-                },
-            }
-        ]
-    )
-    return {
-        "properties": {
+    policies = [] if host else [_HOST_POLICY]
+    if auth == "both":
+        connections: dict[str, Any] = {
             "connectionParameterSets": {
                 "uiDefinition": {
                     "displayName": "Authentication Type",
                     "description": "How this connection signs in to the gateway.",
                 },
                 "values": [key_set, entra_set],
-            },
+            }
+        }
+        policies = [*policies, _KEY_POLICY]
+    else:
+        connections = {"connectionParameters": (key_set if auth == "function-key" else entra_set)["parameters"]}
+    return {
+        "properties": {
+            **connections,
             "iconBrandColor": "#4B53BC",
             "capabilities": ["actions"],
             "publisher": "meeting-gateway",
@@ -188,6 +205,25 @@ def api_properties(
             "policyTemplateInstances": policies,
         }
     }
+
+
+_HOST_POLICY = {
+    "templateId": "dynamichosturl",
+    "title": "Gateway host from the connection",
+    "parameters": {"x-ms-apimTemplateParameter.urlTemplate": f"https://@connectionParameters('{HOST_PARAMETER}')"},
+}
+# A multi-auth connector sends the key from the function-key set with a policy (empty for Entra connections), as
+# certified-connectors/CognitiveServicesQuestionAnswering does with its key (microsoft/PowerPlatformConnectors).
+_KEY_POLICY = {
+    "templateId": "setheader",
+    "title": "Function key from the connection",
+    "parameters": {
+        "x-ms-apimTemplateParameter.name": FUNCTION_KEY_HEADER,
+        "x-ms-apimTemplateParameter.value": "@connectionParameters('api_key','')",
+        "x-ms-apimTemplateParameter.existsAction": "override",
+        "x-ms-apimTemplate-policySection": "Request",
+    },
+}
 
 
 def _create(version: str) -> dict[str, Any]:
@@ -445,13 +481,19 @@ _ERROR: dict[str, Any] = {
 
 
 def write(
-    out: Path, host: str | None = None, entra_client_id: str | None = None, entra_resource: str | None = None
+    out: Path,
+    host: str | None = None,
+    entra_client_id: str | None = None,
+    entra_resource: str | None = None,
+    entra_tenant_id: str | None = None,
+    auth: str = "both",
 ) -> None:
-    """Write apiDefinition.swagger.json and apiProperties.json into `out`."""
+    """Write apiDefinition.swagger.json and apiProperties.json into `out` (created if missing)."""
     files = {
-        "apiDefinition.swagger.json": swagger2(host),
-        "apiProperties.json": api_properties(host, entra_client_id, entra_resource),
+        "apiDefinition.swagger.json": swagger2(host, auth),
+        "apiProperties.json": api_properties(host, entra_client_id, entra_resource, entra_tenant_id, auth),
     }
+    out.mkdir(parents=True, exist_ok=True)
     for name, document in files.items():
         (out / name).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
@@ -462,8 +504,15 @@ def main() -> None:
     parser.add_argument("--host", help="a fixed gateway host; without it each connection names its host")
     parser.add_argument("--entra-client-id", help="the app registration the Entra ID connection signs in with")
     parser.add_argument("--entra-resource", help="the gateway's ENTRA_AUDIENCE (application ID URI)")
+    parser.add_argument("--entra-tenant-id", help="the tenant of the connector's app registration (its id or domain)")
+    parser.add_argument("--auth", choices=AUTH_OPTIONS, default="both", help="connection options (default: both)")
     args = parser.parse_args()
-    write(args.out, args.host, args.entra_client_id, args.entra_resource)
+    entra = (args.entra_client_id, args.entra_resource, args.entra_tenant_id)
+    if any(entra) and not all(entra):
+        parser.error("--entra-client-id, --entra-resource and --entra-tenant-id go together")
+    if args.auth == "function-key" and any(entra):
+        parser.error("--auth function-key has no Entra ID connection to configure")
+    write(args.out, args.host, args.entra_client_id, args.entra_resource, args.entra_tenant_id, args.auth)
 
 
 if __name__ == "__main__":

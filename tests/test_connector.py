@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,15 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
-from meetings_core.connector import ENTRA_CLIENT_ID_UNSET, UNSET_HOST, api_properties, swagger2, title_case, write
+from meetings_core.connector import (
+    ENTRA_CLIENT_ID_UNSET,
+    ENTRA_TENANT_UNSET,
+    UNSET_HOST,
+    api_properties,
+    swagger2,
+    title_case,
+    write,
+)
 from meetings_core.contract import CreateOrGetBody
 from tests.clients.custom_connector import Connection, ConnectorAction
 
@@ -28,6 +38,8 @@ def load_json_with_comments(path: Path) -> Any:
     return json.loads(text)
 
 
+# paconn-apiProperties.schema.json is the published schema plus upstream's multi-auth additions
+# (connectionParameterSets, GlobalPerConnector): not the file paconn ships. schemas/README.md lists each addition.
 def swagger_validator() -> jsonschema.Draft4Validator:
     return jsonschema.Draft4Validator(load_json_with_comments(SCHEMAS / "apiDefinition.swagger.schema.json"))
 
@@ -44,11 +56,12 @@ def test_committed_files_are_the_generated_ones(tmp_path: Path):
         )
 
 
+@pytest.mark.parametrize("auth", ["both", "function-key", "entra-id"])
 @pytest.mark.parametrize("host", [None, "contoso-meetings.azurewebsites.net"])
-def test_both_files_validate_against_paconns_schemas_and_as_swagger(host: str | None):
-    swagger_validator().validate(swagger2(host))
-    properties_validator().validate(api_properties(host))
-    validate(swagger2(host))
+def test_both_files_validate_against_paconns_schemas_and_as_swagger(host: str | None, auth: str):
+    swagger_validator().validate(swagger2(host, auth))
+    properties_validator().validate(api_properties(host, auth=auth))
+    validate(swagger2(host, auth))
 
 
 def test_the_schemas_reject_what_paconn_rejects():
@@ -176,24 +189,34 @@ def test_the_host_comes_from_the_connection_or_the_host_flag_never_a_working_pla
     assert swagger2()["host"] == UNSET_HOST
     assert UNSET_HOST.endswith(".invalid")
     policies = api_properties()["properties"]["policyTemplateInstances"]
-    assert policies[0]["templateId"] == "dynamichosturl"
+    assert [p["templateId"] for p in policies] == ["dynamichosturl", "setheader"]
     assert "@connectionParameters('hostName')" in policies[0]["parameters"]["x-ms-apimTemplateParameter.urlTemplate"]
     for option in api_properties()["properties"]["connectionParameterSets"]["values"]:
         assert option["parameters"]["hostName"]["uiDefinition"]["constraints"]["required"] == "true"
     fixed = "contoso-meetings.azurewebsites.net"
     assert swagger2(fixed)["host"] == fixed
-    assert api_properties(fixed)["properties"]["policyTemplateInstances"] == []
+    assert [p["templateId"] for p in api_properties(fixed)["properties"]["policyTemplateInstances"]] == ["setheader"]
 
 
 def test_connections_are_function_key_or_entra_id():
     options = {o["name"]: o["parameters"] for o in api_properties()["properties"]["connectionParameterSets"]["values"]}
     assert options["function-key"]["api_key"]["type"] == "securestring"
-    assert set(swagger2()["securityDefinitions"]) == {"api_key", "oauth2_auth"}
-    assert swagger2()["securityDefinitions"]["api_key"] == {"type": "apiKey", "in": "header", "name": "x-functions-key"}
+    # Multi-auth: no securityDefinitions; the key travels in a setheader policy, as in Microsoft's certified
+    # key-or-Entra connectors (certified-connectors/CognitiveServicesQuestionAnswering/apiProperties.json).
+    assert (swagger2()["securityDefinitions"], swagger2()["security"]) == ({}, [])
+    key_policy = api_properties()["properties"]["policyTemplateInstances"][1]["parameters"]
+    assert key_policy["x-ms-apimTemplateParameter.name"] == "x-functions-key"
+    assert key_policy["x-ms-apimTemplateParameter.value"] == "@connectionParameters('api_key','')"
+    assert key_policy["x-ms-apimTemplate-policySection"] == "Request"
     token = options["entra-id"]["token"]
     assert token["type"] == "oauthSetting"
     assert token["oAuthSettings"]["identityProvider"] == "aad"
     assert token["oAuthSettings"]["clientId"] == ENTRA_CLIENT_ID_UNSET
+    assert token["oAuthSettings"]["customParameters"]["tenantId"]["value"] == ENTRA_TENANT_UNSET != "common"
+    chosen = api_properties(entra_tenant_id="contoso.onmicrosoft.com")["properties"]["connectionParameterSets"]
+    assert chosen["values"][1]["parameters"]["token"]["oAuthSettings"]["customParameters"]["tenantId"] == {
+        "value": "contoso.onmicrosoft.com"
+    }
     assert (
         api_properties(entra_client_id="c1")["properties"]["connectionParameterSets"]["values"][1]["parameters"][
             "token"
@@ -222,3 +245,35 @@ def test_icon_is_a_valid_230_pixel_png_and_the_readme_exists():
     readme = (CONNECTOR / "README.md").read_text()
     assert "paconn create" in readme
     assert "pac connector create" in readme
+
+
+def test_single_auth_connectors_for_the_wizard_and_pac():
+    key = api_properties(auth="function-key")["properties"]
+    assert "connectionParameterSets" not in key
+    assert set(key["connectionParameters"]) == {"hostName", "api_key"}
+    assert [p["templateId"] for p in key["policyTemplateInstances"]] == ["dynamichosturl"]
+    assert swagger2(auth="function-key")["securityDefinitions"] == {
+        "api_key": {"type": "apiKey", "in": "header", "name": "x-functions-key"}
+    }
+    entra = api_properties(auth="entra-id")["properties"]
+    assert set(entra["connectionParameters"]) == {"hostName", "token"}
+    assert swagger2(auth="entra-id")["security"] == [{"oauth2_auth": []}]
+
+
+def test_out_may_name_a_folder_that_does_not_exist(tmp_path: Path):
+    out = tmp_path / "build" / "connector"
+    result = subprocess.run(
+        [sys.executable, "-m", "meetings_core.connector", "--out", str(out), "--auth", "function-key"],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "apiProperties.json").read_text())["properties"]["connectionParameters"]["api_key"]
+
+
+def test_entra_options_go_together(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "meetings_core.connector", "--out", str(tmp_path), "--entra-client-id", "c1"],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--entra-tenant-id go together" in result.stderr

@@ -4,9 +4,10 @@ What it sends is exactly what the definition declares (https://learn.microsoft.c
 path parameters substituted, each declared header and query parameter the flow author filled in, and every
 `x-ms-visibility: internal` parameter with its `default` (the designer hides it and always sends the
 default); a body field the schema does not declare cannot be entered in the designer, so it is refused
-here. The connection adds its security: the `api_key` set sends the key in the header that
-`securityDefinitions` names. The `dynamichosturl` policy sends the request to the connection's host
-(https://learn.microsoft.com/connectors/custom-connectors/policy-templates/dynamichosturl/dynamichosturl).
+here. The connection adds its security: a multi-auth connector's `setheader` policy sends the function-key
+set's `api_key` (https://learn.microsoft.com/connectors/custom-connectors/policy-templates/setheader/setheader),
+a single-auth one the header its `securityDefinitions` names. The `dynamichosturl` policy sends the request to
+the connection's host (https://learn.microsoft.com/connectors/custom-connectors/policy-templates/dynamichosturl/dynamichosturl).
 
 Around the call the flow runtime applies the same Default retry policy and asynchronous pattern as the
 HTTP action (see `power_automate_http`); a connector's Location poll goes through the connection, so it
@@ -68,6 +69,13 @@ class ConnectorAction:
         raise KeyError(operation_id)
 
     def security_headers(self) -> dict[str, str]:
+        """The function key, where the definition puts it: a setheader policy or the apiKey scheme."""
+        for policy in self.properties["properties"].get("policyTemplateInstances", []):
+            parameters = policy["parameters"]
+            if policy["templateId"] == "setheader" and "@connectionParameters('api_key'" in str(
+                parameters["x-ms-apimTemplateParameter.value"]
+            ):
+                return {parameters["x-ms-apimTemplateParameter.name"]: self._connection.function_key}
         scheme = self.definition["securityDefinitions"]["api_key"]
         assert scheme["in"] == "header"
         return {scheme["name"]: self._connection.function_key}
