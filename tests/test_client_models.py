@@ -13,7 +13,7 @@ import pytest
 
 from tests.clients import graph_sdk
 from tests.clients.custom_connector import Connection, ConnectorAction
-from tests.clients.power_automate_http import HttpAction
+from tests.clients.power_automate_http import LOW, MEDIUM_HIGH, PROFILES, HttpAction, RetryProfile
 from tests.clients.result import RunResult
 from tests.clients.webhook_sender import WebhookSender
 
@@ -44,15 +44,18 @@ class Fixed:
         return httpx.Response(self.status, json=body, headers=self.headers)
 
 
-async def http_action(answer: Fixed, extra: dict[str, str] | None = None) -> RunResult:
+async def http_action(
+    answer: Fixed, extra: dict[str, str] | None = None, profile: RetryProfile = MEDIUM_HIGH
+) -> RunResult:
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
         headers = {"x-functions-key": "k", **(extra or {})}
-        return await HttpAction(client, headers=headers, time_scale=0.001).run(f"{GATEWAY}/v1.0/users/u/x", BODY)
+        action = HttpAction(client, headers=headers, time_scale=0.0001, profile=profile)
+        return await action.run(f"{GATEWAY}/v1.0/users/u/x", BODY)
 
 
-async def connector(answer: Fixed) -> RunResult:
+async def connector(answer: Fixed, profile: RetryProfile = MEDIUM_HIGH) -> RunResult:
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        action = ConnectorAction(client, Connection(GATEWAY), time_scale=0.001)
+        action = ConnectorAction(client, Connection(GATEWAY), time_scale=0.0001, profile=profile)
         return await action.run("CreateOrGetMeeting", {"userId": ORGANIZER, "body": BODY})
 
 
@@ -64,20 +67,37 @@ async def webhook(answer: Fixed) -> RunResult:
 PA_RETRIED = {408, 429} | set(range(500, 600))
 
 
+@pytest.mark.parametrize("profile", list(PROFILES.values()), ids=list(PROFILES))
 @pytest.mark.parametrize("status", STATUSES)
-async def test_power_automate_retries_408_429_and_5xx_four_times_and_nothing_else(status: int):
+async def test_power_automate_retries_408_429_and_5xx_as_its_profile_says_and_nothing_else(
+    status: int, profile: RetryProfile
+):
     answer = Fixed(status, {"Retry-After": "1"})
-    result = await http_action(answer)
-    assert answer.attempts == (5 if status in PA_RETRIED else 1)
+    result = await http_action(answer, profile=profile)
+    assert answer.attempts == (profile.retries + 1 if status in PA_RETRIED else 1)
     assert result.ok is (status < 300)
 
 
+@pytest.mark.parametrize("profile", [LOW, MEDIUM_HIGH], ids=["low", "medium-high"])
 @pytest.mark.parametrize("status", STATUSES)
-async def test_the_connector_step_has_the_same_retry_policy(status: int):
+async def test_the_connector_step_has_the_same_retry_policy(status: int, profile: RetryProfile):
     answer = Fixed(status, {"Retry-After": "1"})
-    result = await connector(answer)
-    assert answer.attempts == (5 if status in PA_RETRIED else 1)
+    result = await connector(answer, profile)
+    assert answer.attempts == (profile.retries + 1 if status in PA_RETRIED else 1)
     assert result.ok is (status < 300)
+
+
+def test_profiles_are_the_documented_ones():
+    # learn.microsoft.com/power-automate/limits-and-config: Low "up to two retries ... scale by 5 minutes up to
+    # ... approximately 10 minutes"; Medium, High "up to eight retries ... scale by 7 seconds up to ...
+    # approximately 15 minutes"; each wait at least 5 s ("Retry minimum delay").
+    for profile, retries, first, last in ((LOW, 2, 300, 600), (MEDIUM_HIGH, 8, 7, 900)):
+        assert profile.retries == retries
+        waits = [profile.interval(n) for n in range(1, retries + 1)]
+        assert first * 0.8 <= waits[0] <= first * 1.2
+        assert 0.8 * last <= waits[-1] <= last
+        assert waits == sorted(waits)
+        assert min(waits) >= 5
 
 
 @pytest.mark.parametrize("status", STATUSES)

@@ -16,7 +16,7 @@ import pytest
 
 from tests.clients import graph_sdk
 from tests.clients.custom_connector import Connection, ConnectorAction
-from tests.clients.power_automate_http import HttpAction
+from tests.clients.power_automate_http import PROFILES, HttpAction
 from tests.clients.result import RunResult
 from tests.clients.webhook_sender import WebhookSender
 from tests.stackutil import ORGANIZER, Stack, body_for, create_url
@@ -103,6 +103,21 @@ async def test_concurrent_runs_end_with_one_meeting(gateway: Stack, name: str, r
     assert any(in_progress in result.seen for result in results), [r.seen for r in results]
     if name not in ASKS_FOR_202:  # the SDK would take a 202 body for the meeting (an onlineMeeting without id)
         assert not any(202 in result.seen for result in results)
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+async def test_a_flow_finishes_by_itself_under_each_retry_profile(gateway: Stack, profile: str):
+    # Power Automate's Default retry policy depends on the owner's plan (docs/POWER_AUTOMATE.md): Low retries
+    # twice, minutes apart; Medium and High eight times from 7 s. Either way the duplicate ends with the meeting.
+    async def run(client: httpx.AsyncClient, stack: Stack, body: dict[str, object]) -> RunResult:
+        action = HttpAction(client, headers={"x-functions-key": "k"}, time_scale=SCALE, profile=PROFILES[profile])
+        return await action.run(create_url(stack.gateway), body)
+
+    results, stats = await concurrent_runs(gateway, run, 2)
+    assert all(result.ok for result in results), [(r.status, r.seen) for r in results]
+    assert len({result.meeting_id for result in results}) == 1
+    assert stats["creates"] == 1
+    assert any(503 in result.seen for result in results)  # one run did meet the in-progress answer and retried
 
 
 @pytest.mark.parametrize("name", ["power-automate-http-action", "webhook-sender", "msgraph-sdk"])

@@ -10,8 +10,9 @@ a single-auth one the header its `securityDefinitions` names. The `dynamichostur
 the connection's host (https://learn.microsoft.com/connectors/custom-connectors/policy-templates/dynamichosturl/dynamichosturl).
 
 Around the call the flow runtime applies the same Default retry policy and asynchronous pattern as the
-HTTP action (see `power_automate_http`); a connector's Location poll goes through the connection, so it
-carries the connection's security (`poll_headers`).
+HTTP action (see `power_automate_http`). That a connector's Location poll goes through the connection and so
+carries its security (`poll_headers`) is this model's assumption: no Microsoft page says either way (the
+gateway's signed status URL needs no credential, so the flow finishes either way).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .power_automate_http import FlowRuntime
+from .power_automate_http import DEFAULT_PROFILE, FlowRuntime, RetryProfile
 from .result import RunResult
 
 CONNECTOR = Path(__file__).resolve().parents[2] / "connector"
@@ -55,10 +56,18 @@ class Connection:
 class ConnectorAction:
     """One connector operation as a flow step."""
 
-    def __init__(self, client: httpx.AsyncClient, connection: Connection, *, time_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        connection: Connection,
+        *,
+        time_scale: float = 1.0,
+        profile: RetryProfile = DEFAULT_PROFILE,
+    ) -> None:
         self._client = client
         self._connection = connection
         self._time_scale = time_scale
+        self._profile = profile
         self.definition, self.properties = load()
 
     def operation(self, operation_id: str) -> tuple[str, str, dict[str, Any]]:
@@ -112,7 +121,7 @@ class ConnectorAction:
         return schema
 
     async def run(self, operation_id: str, inputs: dict[str, Any]) -> RunResult:
-        runtime = FlowRuntime(self._client, self._time_scale)
+        runtime = FlowRuntime(self._client, self._time_scale, self._profile)
         request = self.build(operation_id, inputs)
         try:
             response = await runtime.send(request.method, request.url, headers=request.headers, json=request.body)
