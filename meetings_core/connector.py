@@ -111,7 +111,7 @@ def _security(auth: str) -> dict[str, Any]:
         },
     }
     if auth == "both":
-        return {"securityDefinitions": {}, "security": []}
+        return {"security": []}
     return {"securityDefinitions": schemes[auth], "security": [{name: []} for name in schemes[auth]]}
 
 

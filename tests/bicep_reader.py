@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-PUNCT = ("::", "==", "!=", "<=", ">=", "&&", "||", "??", ".?", "=~", "!~", *"{}[]():,.?!=<>+-*/%@|&")
+PUNCT = ("...", "::", "=>", "==", "!=", "<=", ">=", "&&", "||", "??", ".?", "=~", "!~", *"{}[]():,.?!=<>+-*/%@|&")
 
 
 @dataclass(frozen=True)
@@ -280,7 +280,7 @@ class _Parser:
             if token.text == "}":
                 self.next()
                 return obj
-            if token.text == "@":
+            if token.text in ("@", "..."):  # a decorator, or a spread whose keys are not known here
                 self.next()
                 self.expression()
                 continue

@@ -166,3 +166,45 @@ def test_flex_rule_rejects_ftps_state_which_the_type_allows(registry: Registry):
     assert [v.text for v in rules.flex_site_config_problems(bad)] == [
         "app.properties.siteConfig.ftpsState"
     ]  # ... ARM not
+
+
+def test_reader_reads_what_a_monitoring_module_may_hold(registry: Registry):
+    source = """param location string
+param names array
+var base = { enabled: true }
+resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' existing = {
+  name: 'log-x'
+  scope: resourceGroup()
+}
+@batchSize(1)
+resource alerts 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for (name, i) in names: if (!empty(name)) {
+  name: 'alert-${name}'
+  location: location
+  kind: 'LogAlert'
+  properties: {
+    ...base
+    severity: i
+    scopes: [workspace.id]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+            requests | where success == false // not a comment
+            | summarize count()
+          '''
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    actions: { actionGroups: map(names, n => resourceId('Microsoft.Insights/actionGroups', n)) }
+  }
+}]
+"""
+    assert check_sources({"monitoring.bicep": source}, registry) == []
+    broken = source.replace("operator: 'GreaterThan'", "operator: 'Above'")
+    assert any("'Above' is not one of" in m for m in messages(check_sources({"m": broken}, registry)))

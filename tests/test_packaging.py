@@ -59,7 +59,7 @@ def test_pip_install_dot_installs_requirements_txt(wheel: zipfile.ZipFile):
 
 def uploaded(paths: list[str]) -> list[str]:
     """The paths azd would zip: .funcignore as gitignore patterns, plus the two names azd always drops."""
-    spec = pathspec.PathSpec.from_lines("gitwildmatch", (ROOT / ".funcignore").read_text().splitlines())
+    spec = pathspec.GitIgnoreSpec.from_lines((ROOT / ".funcignore").read_text().splitlines())
     return [p for p in paths if not spec.match_file(p) and Path(p).name not in {"local.settings.json", ".funcignore"}]
 
 
