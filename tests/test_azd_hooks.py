@@ -217,3 +217,12 @@ def test_hooks_are_posix_sh():
         result = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
         assert result.returncode == 0, (path, result.stderr)
         assert os.access(path, os.X_OK) or path.name == "lib.sh", path
+
+
+def test_smoke_test_asks_for_the_key_again_and_fails_without_one(shims: Path):
+    env = DEPLOYED | {"AZ_EXIT": "1", "SMOKE_TEST_ATTEMPTS": "3", "CURL_STATUSES": "200"}
+    code, out, calls = run("postdeploy.sh", shims, env)
+    assert code == 1
+    assert len([c for c in calls if c.startswith("az functionapp keys list")]) == 3
+    assert not [c for c in calls if c.startswith("curl")]
+    assert "answered no function key yet after 3 attempts" in out

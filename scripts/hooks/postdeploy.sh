@@ -6,18 +6,23 @@ set -eu
 url="${GATEWAY_URL:?GATEWAY_URL is unset: run azd provision first}/health"
 attempts="${SMOKE_TEST_ATTEMPTS:-30}"
 delay="${SMOKE_TEST_DELAY_SECONDS:-10}"
-key_header=""
-if uses_auth_mode function-key; then
-  key=$(az functionapp keys list --resource-group "${AZURE_RESOURCE_GROUP:?}" --name "${AZURE_FUNCTION_APP_NAME:?}" \
-    --query functionKeys.default --output tsv)
-  key_header="x-functions-key: $key"
-fi
 body=$(mktemp)
 trap 'rm -f "$body"' EXIT
+key=""
 n=1
 while :; do
-  status=$(curl --silent --show-error --max-time 30 --output "$body" --write-out '%{http_code}' \
-    ${key_header:+--header "$key_header"} "$url" 2>/dev/null || true)
+  if uses_auth_mode function-key && [ -z "$key" ]; then
+    # A new app's host may not list its keys yet: ask again on the next attempt.
+    key=$(az functionapp keys list --resource-group "${AZURE_RESOURCE_GROUP:?}" --name "${AZURE_FUNCTION_APP_NAME:?}" \
+      --query functionKeys.default --output tsv 2>/dev/null || true)
+  fi
+  if uses_auth_mode function-key && [ -z "$key" ]; then
+    status="no function key yet"
+    printf '' > "$body"
+  else
+    status=$(curl --silent --show-error --max-time 30 --output "$body" --write-out '%{http_code}' \
+      ${key:+--header "x-functions-key: $key"} "$url" 2>/dev/null || true)
+  fi
   if [ "$status" = "200" ]; then
     echo "Smoke test passed: GET $url answered 200 $(cat "$body")"
     exit 0
