@@ -235,13 +235,41 @@ class Checker:
         return self.object_problems(value, ref, merged, None, path, required=False)
 
 
+def module_problems(name: str, bicep: BicepFile, sources: dict[str, str]) -> list[Problem]:
+    """Each module's params against the target file's: none unknown, every one without a default given."""
+    problems = []
+    for module in bicep.modules:
+        target = str(Path(name).parent / module.path)
+        if target not in sources:  # check_tree reports a missing file; a lone snippet's modules are not checked
+            continue
+        declared = parse(sources[target]).params
+        params = module.body.get("params")
+        given = {k for k, _, _ in params.entries} if isinstance(params, Obj) else set()
+        problems += [
+            Problem(name, module.line, f"{module.symbol}: {target} has no param {p!r}")
+            for p in sorted(given - set(declared))
+        ]
+        missing = sorted(p for p, (_, has_default) in declared.items() if not has_default and p not in given)
+        problems += [Problem(name, module.line, f"{module.symbol}: param {p!r} of {target} not given") for p in missing]
+    return problems
+
+
 def check_sources(sources: dict[str, str], registry: Registry | None = None) -> list[Problem]:
-    """Problems in the given Bicep sources (file name -> text)."""
+    """Problems in the given Bicep sources (file name -> text; module paths resolve among the names)."""
     checker = Checker(registry or Registry())
     for name, source in sources.items():
-        checker.check_file(name, parse(source))
+        bicep = parse(source)
+        checker.check_file(name, bicep)
+        checker.problems += module_problems(name, bicep, sources)
     return checker.problems
 
 
 def check_tree(root: Path, registry: Registry | None = None) -> list[Problem]:
-    return check_sources({str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.bicep"))}, registry)
+    sources = {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.bicep"))}
+    missing = [
+        Problem(name, module.line, f"{module.symbol}: no file {Path(name).parent / module.path}")
+        for name, source in sources.items()
+        for module in parse(source).modules
+        if not module.path.startswith("br:") and str(Path(name).parent / module.path) not in sources
+    ]
+    return missing + check_sources(sources, registry)

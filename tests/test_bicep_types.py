@@ -208,3 +208,15 @@ resource alerts 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for (name
     assert check_sources({"monitoring.bicep": source}, registry) == []
     broken = source.replace("operator: 'GreaterThan'", "operator: 'Above'")
     assert any("'Above' is not one of" in m for m in messages(check_sources({"m": broken}, registry)))
+
+
+def test_module_params_match_the_target_files_params(registry: Registry, tmp_path):
+    sources = {str(p.relative_to(INFRA)): p.read_text() for p in BICEP_FILES}
+    assert check_sources(sources, registry) == []
+    main = sources["main.bicep"]
+    sources["main.bicep"] = main.replace("    callerAuth: callerAuth\n", "    callerAuths: callerAuth\n", 1)
+    found = messages(check_sources(sources, registry))
+    assert "resources: modules/resources.bicep has no param 'callerAuths'" in found
+    assert "resources: param 'callerAuth' of modules/resources.bicep not given" in found
+    (tmp_path / "main.bicep").write_text(main.replace("'modules/entra-app.bicep'", "'modules/entra.bicep'"))
+    assert any("no file modules/entra.bicep" in m for m in messages(check_tree(tmp_path, registry)))
