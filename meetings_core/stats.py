@@ -32,8 +32,8 @@ class ReservationStats:
     in_progress: int
     completed: int
     stuck: int
-    oldest_in_progress_age_seconds: float | None
-    oldest_stuck_age_seconds: float | None
+    oldest_in_progress_age_seconds: int | None
+    oldest_stuck_age_seconds: int | None
     completed_last_hour: int
     completed_last_day: int
 
@@ -98,5 +98,5 @@ def _lease_end(record: Reservation) -> datetime:
     return record.lease_until
 
 
-def _oldest(now: datetime, moments: list[datetime]) -> float | None:
-    return round((now - min(moments)).total_seconds(), 1) if moments else None
+def _oldest(now: datetime, moments: list[datetime]) -> int | None:
+    return round((now - min(moments)).total_seconds()) if moments else None

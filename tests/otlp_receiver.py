@@ -45,6 +45,7 @@ class OtlpReceiver:
     spans: list[tuple[str, Attributes]] = field(default_factory=list)
     resources: list[Attributes] = field(default_factory=list)
     _runner: web.AppRunner | None = None
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)  # set by each export
 
     @property
     def endpoint(self) -> str:
@@ -79,6 +80,7 @@ class OtlpReceiver:
                         value = raw.count if kind == "histogram" else _number(raw)
                         point = Point(metric.name, kind, metric.unit, attributes, float(value))
                         self.latest[(metric.name, tuple(sorted(attributes.items())))] = point
+        self._arrived.set()
         return web.Response(body=b"", content_type="application/x-protobuf")
 
     async def _traces(self, request: web.Request) -> web.Response:
@@ -86,6 +88,7 @@ class OtlpReceiver:
         for resource in export.resource_spans:
             for scope in resource.scope_spans:
                 self.spans.extend((span.name, _attributes(span.attributes)) for span in scope.spans)
+        self._arrived.set()
         return web.Response(body=b"", content_type="application/x-protobuf")
 
     def points(self, metric: str, **attributes: Any) -> list[Point]:
@@ -100,14 +103,15 @@ class OtlpReceiver:
     def total(self, metric: str, **attributes: Any) -> float:
         return sum(p.value for p in self.points(metric, **attributes))
 
-    async def until(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def until(self, check: Callable[[], bool], within: float = 10.0) -> None:
         """Wait until `check()` holds on what has arrived (exports are periodic)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not check():
-            if loop.time() > deadline:
-                raise AssertionError("the expected telemetry never arrived")
-            await asyncio.sleep(0.1)
+        try:
+            async with asyncio.timeout(within):
+                while not check():
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            raise AssertionError("the expected telemetry never arrived") from None
 
 
 def _number(point: Any) -> float:

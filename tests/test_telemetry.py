@@ -27,8 +27,9 @@ def outcomes() -> dict[str, float]:
      (504, False, "GatewayTimeout", "unknown_outcome", "unknown_outcome"),
      (503, False, "ServiceUnavailable", "unknown_outcome", "unknown_outcome"),
      (503, False, "ServiceUnavailable", "throttled", "throttled"),
-     (503, False, "ServiceUnavailable", "unavailable", "unavailable"), (503, False, "ServiceUnavailable", None, "unavailable"),
-     (403, False, "Forbidden", "refused", "rejected"), (400, False, None, None, "rejected"), (502, False, None, None, "failed"),
+     (503, False, "ServiceUnavailable", "unavailable", "unavailable"),
+     (503, False, "ServiceUnavailable", None, "unavailable"), (403, False, "Forbidden", "refused", "rejected"),
+     (400, False, None, None, "rejected"), (502, False, None, None, "failed"),
      (500, False, None, None, "failed")],
 )  # fmt: skip
 def test_outcome_labels(status: int, replayed: bool, code: str | None, graph: str | None, outcome: str):
