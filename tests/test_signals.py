@@ -219,3 +219,40 @@ async def test_the_store_wrapper_times_each_operation_and_names_its_error():
             await store.insert(record)
         assert await store.get(ReservationKey(ORGANIZER, "order-2")) is not None
     assert (inserted.value, lost.value, read.value) == (1, 1, 1)
+
+
+def test_otlp_goes_beside_application_insights_when_both_are_set(monkeypatch: pytest.MonkeyPatch):
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from meetings_core.settings import Settings
+    from meetings_core.telemetry import setup
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("azure.monitor.opentelemetry.configure_azure_monitor", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(setup, "_state", {"configured": False})
+    connection = "InstrumentationKey=00000000-0000-0000-0000-000000000000"
+    settings = Settings(
+        tables_connection_string="UseDevelopmentStorage=true",
+        applicationinsights_connection_string=connection,
+        otel_exporter_otlp_endpoint="http://127.0.0.1:1",
+    )
+    setup.configure_telemetry(settings)
+    assert seen["connection_string"] == connection
+    assert [type(p) for p in seen["span_processors"]] == [BatchSpanProcessor]
+    assert [type(r) for r in seen["metric_readers"]] == [PeriodicExportingMetricReader]
+    for component in (*seen["span_processors"], *seen["metric_readers"]):
+        component.shutdown()
+    seen.clear()
+    setup.configure_telemetry(settings)  # once per process: a second app shares the exporters
+    assert seen == {}
+
+
+def test_no_exporter_without_either_setting(monkeypatch: pytest.MonkeyPatch):
+    from meetings_core.settings import Settings
+    from meetings_core.telemetry import setup
+
+    monkeypatch.setattr(setup, "_state", {"configured": False})
+    monkeypatch.setattr(setup, "_sdk", lambda *a: pytest.fail("no exporter was asked for"))
+    setup.configure_telemetry(Settings(tables_connection_string="UseDevelopmentStorage=true"))
+    assert setup._state == {"configured": False}
