@@ -215,3 +215,15 @@ def test_runbook_commands_are_cli_commands():
     commands = set(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     used = set(re.findall(r"python -m meetings_core\.cli (\w+)", doc_section("Runbook")))
     assert used == commands
+
+
+def test_alert_email_and_thresholds_reach_the_module_from_azd():
+    parameters = json.loads((ROOT / "infra" / "main.parameters.json").read_text())["parameters"]
+    assert parameters["alertEmail"]["value"] == "${ALERT_EMAIL=}"
+    assert parameters["alertThresholds"]["value"] == "${ALERT_THRESHOLDS}"  # an object: azd parses it as JSON
+    main = (ROOT / "infra" / "main.bicep").read_text()
+    assert re.search(r"^param alertEmail string = ''$", main, re.M)
+    assert re.search(r"^param alertThresholds object = \{\}$", main, re.M)
+    for source in (main, RESOURCES.read_text()):
+        assert "    alertEmail: alertEmail\n    alertThresholds: alertThresholds\n" in source
+    assert "var thresholds = union(defaultThresholds, alertThresholds)" in MODULE.read_text()
