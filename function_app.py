@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 import azure.functions as func
 from starlette.types import Receive, Scope, Send
 
 from meetings_core.http.app import SIGNED_STATUS_ONLY, create_app
-from meetings_core.idempotency.purge import purge
+from meetings_core.maintenance import purge_and_measure
 
 asgi = create_app()
 _ALL = [method.value for method in func.HttpMethod]
@@ -61,10 +60,6 @@ app = GatewayFunctionApp(app=asgi, http_auth_level=_level)
 
 @app.timer_trigger(schedule="%PURGE_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def purge_reservations(timer: func.TimerRequest) -> None:
-    """Delete expired and abandoned reservations, in pages."""
+    """Count stuck reservations (metrics), then delete expired and abandoned ones, in pages."""
     services = await asgi.state.services.get()
-    report = await purge(services.store, datetime.now(UTC))
-    logging.getLogger("meetings_core.purge").info(
-        "purge finished",
-        extra={"expired": report.expired, "abandoned": report.abandoned, "skipped": report.skipped},
-    )
+    await purge_and_measure(services.store, datetime.now(UTC))

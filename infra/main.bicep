@@ -80,6 +80,12 @@ param gatewaySettings object = {}
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('E-mail address the gateway\'s alerts go to; empty for none (docs/OPERATIONS.md).')
+param alertEmail string = ''
+
+@description('Alert thresholds that differ from the defaults, as a JSON object (docs/OPERATIONS.md).')
+param alertThresholds object = {}
+
 var tags = { 'azd-env-name': environmentName }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -113,6 +119,8 @@ module resources 'modules/resources.bicep' = {
     callerPolicy: callerPolicy
     gatewaySettings: gatewaySettings
     maximumInstanceCount: maximumInstanceCount
+    alertEmail: alertEmail
+    alertThresholds: alertThresholds
   }
 }
 

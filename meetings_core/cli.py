@@ -4,6 +4,7 @@
     python -m meetings_core.cli stuck
     python -m meetings_core.cli release ORGANIZER_ID EXTERNAL_ID [--force]
     python -m meetings_core.cli purge
+    python -m meetings_core.cli stats [--json]
 
 Reads the same settings as the gateway (TABLES_CONNECTION_STRING or TABLES_ENDPOINT, TABLE_NAME).
 """
@@ -28,6 +29,7 @@ from .idempotency.store import RecordUnreadable, ReservationChanged, StoreUnavai
 from .idempotency.table_store import TableReservationStore
 from .services import table_client
 from .settings import SettingsError, load_settings
+from .stats import print_stats, reservation_stats
 from .validation import validate_organizer_id
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -62,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
             )
     commands.add_parser("stuck", help="list in-progress reservations whose lease has ended")
     commands.add_parser("purge", help="delete expired and abandoned records now")
+    stats = commands.add_parser("stats", help="count records by state, stuck keys, recent completions")
+    stats.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     return parser
 
 
@@ -82,6 +86,9 @@ async def _dispatch(store: TableReservationStore, args: argparse.Namespace) -> i
         async for page in store.expired(completed_before=_EPOCH, abandoned_before=now, page_size=100):
             for stuck in page:
                 print(json.dumps(_describe(stuck)))
+        return 0
+    if args.command == "stats":
+        print_stats(await reservation_stats(store, now), as_json=args.json)
         return 0
     if args.command == "purge":
         report = await purge(store, now)

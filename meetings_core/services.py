@@ -22,6 +22,7 @@ from .idempotency.cache import CompletedCache
 from .idempotency.engine import EngineConfig, IdempotencyEngine
 from .idempotency.table_store import TableReservationStore
 from .settings import Settings
+from .telemetry.store import MeteredStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,7 @@ async def build_services(settings: Settings) -> Services:
         return_existing_on_mismatch=settings.on_payload_mismatch == "return-existing",
         in_progress_answer=settings.in_progress_answer,
     )
-    engine = IdempotencyEngine(store, graph, config, CompletedCache(settings.replay_cache_size))
+    engine = IdempotencyEngine(MeteredStore(store), graph, config, CompletedCache(settings.replay_cache_size))
     auth_http = httpx.AsyncClient(timeout=5.0)
     status_key = _status_url_key(settings, credential)
     return Services(

@@ -76,8 +76,10 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     applicationinsights_connection_string: SecretStr | None = None
+    # Set: metrics and traces also go over OTLP/HTTP; the exporter reads the other OTEL_* variables itself.
+    otel_exporter_otlp_endpoint: str | None = None
 
-    @field_validator("graph_base_url", "tables_endpoint", "entra_authority")
+    @field_validator("graph_base_url", "tables_endpoint", "entra_authority", "otel_exporter_otlp_endpoint")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not _HTTP_URL.fullmatch(value):

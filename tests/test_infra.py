@@ -49,6 +49,7 @@ LEFT_TO_DEFAULTS = {
     "ENTRA_REQUIRED_ROLE": "no role checked; set one for entra callers (docs/SECURITY.md)",
     "LOCAL_DEVELOPMENT": "false: in Azure the Functions host checks function keys",
     "FUNCTIONS_WORKER_RUNTIME": "set by the Functions host itself, never by the template",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "Application Insights in Azure; set it to also export OTLP to a collector",
 }
 # The Functions host's own settings, following the anchor template (Azure-Samples functions-quickstart-python-http-azd).
 HOST_SETTINGS = {

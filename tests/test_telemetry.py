@@ -4,49 +4,36 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from devstack.stack import LocalStack
 from meetings_core.http.app import create_app
 from meetings_core.settings import Settings
 from meetings_core.telemetry import outcome_of
+from tests.otel_memory import SPANS, points, totals
 from tests.stackutil import body_for, create_url
 
 pytestmark = pytest.mark.integration
 
-SPANS = InMemorySpanExporter()
-READER = InMemoryMetricReader()
-_tracing = TracerProvider()
-_tracing.add_span_processor(SimpleSpanProcessor(SPANS))
-trace.set_tracer_provider(_tracing)
-metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
 
-
-def outcomes() -> dict[str, int]:
-    data = READER.get_metrics_data()
-    counts: dict[str, int] = {}
-    for resource in data.resource_metrics if data else []:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name == "gateway.requests":
-                    for point in metric.data.data_points:
-                        outcome = str(point.attributes["outcome"])
-                        counts[outcome] = counts.get(outcome, 0) + int(point.value)
-    return counts
+def outcomes() -> dict[str, float]:
+    return totals("gateway.requests", "gateway.outcome")
 
 
 @pytest.mark.parametrize(
-    ("status", "replayed", "outcome"),
-    [(201, False, "created"), (200, True, "replayed"), (200, False, "existing"), (409, False, "conflicted"),
-     (422, False, "conflicted"), (503, False, "throttled"), (400, False, "rejected"), (502, False, "failed")],
+    ("status", "replayed", "code", "graph", "outcome"),
+    [(201, False, None, None, "created"), (200, True, None, None, "replayed"), (200, False, None, None, "existing"),
+     (202, False, None, None, "accepted"), (503, False, "RequestInProgress", None, "in_progress"),
+     (409, False, "RequestInProgress", None, "in_progress"), (422, False, "ExternalIdReused", None, "conflicted"),
+     (504, False, "GatewayTimeout", "unknown_outcome", "unknown_outcome"),
+     (503, False, "ServiceUnavailable", "unknown_outcome", "unknown_outcome"),
+     (503, False, "ServiceUnavailable", "throttled", "throttled"),
+     (503, False, "ServiceUnavailable", "unavailable", "unavailable"),
+     (503, False, "ServiceUnavailable", None, "unavailable"), (403, False, "Forbidden", "refused", "rejected"),
+     (400, False, None, None, "rejected"), (502, False, None, None, "failed"),
+     (500, False, None, None, "failed")],
 )  # fmt: skip
-def test_outcome_labels(status: int, replayed: bool, outcome: str):
-    assert outcome_of(status, replayed) == outcome
+def test_outcome_labels(status: int, replayed: bool, code: str | None, graph: str | None, outcome: str):
+    assert outcome_of(status, replayed, code, graph) == outcome
 
 
 async def test_requests_and_graph_calls_are_traced_and_counted(local_stack: LocalStack, monkeypatch):
@@ -80,12 +67,4 @@ async def test_requests_and_graph_calls_are_traced_and_counted(local_stack: Loca
 
 
 def version_labels() -> set[str]:
-    data = READER.get_metrics_data()
-    return {
-        str(point.attributes.get("api_version"))
-        for resource in (data.resource_metrics if data else [])
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == "gateway.requests"
-        for point in metric.data.data_points
-    }
+    return {str(attributes.get("gateway.api_version")) for attributes, _ in points("gateway.requests")}

@@ -37,6 +37,12 @@ param maximumInstanceCount int
 @description('Name of the reservations table.')
 param tableName string = 'meetingreservations'
 
+@description('E-mail address the alerts go to; empty for none (docs/OPERATIONS.md).')
+param alertEmail string = ''
+
+@description('Alert thresholds that differ from the defaults in monitoring.bicep (docs/OPERATIONS.md).')
+param alertThresholds object = {}
+
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var deploymentContainer = 'deployments'
 // The Key Vault entry holding PARTNER_SECRETS, a JSON object {"partner": "secret"} that the operator writes.
@@ -334,6 +340,20 @@ module graphPermission 'graph-permission.bicep' = if (grantGraphPermission) {
   name: 'graph-permission'
   params: {
     principalId: identity.properties.principalId
+  }
+}
+
+// The operations workbook (opens from the Function App), alert rules and their action group: docs/OPERATIONS.md.
+module monitoring 'monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    tags: tags
+    token: token
+    appInsightsId: appInsights.id
+    functionAppId: app.id
+    alertEmail: alertEmail
+    alertThresholds: alertThresholds
   }
 }
 

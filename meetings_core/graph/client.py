@@ -22,6 +22,8 @@ import stamina
 
 from ..errors import GatewayError, retry_after_header
 from ..telemetry import tracer
+from ..telemetry.graph import attempt_timer, record_graph_call
+from ..telemetry.names import SPAN_GRAPH
 from .errors import OutcomeUnknown, graph_error
 from .retry_after import parse_retry_after
 from .token import TokenProvider
@@ -60,6 +62,15 @@ class _NotProcessed(Exception):
         self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
 
+class _Refused(Exception):
+    """Every attempt was refused before Graph acted: `error` for the caller, `outcome` for the metrics."""
+
+    def __init__(self, outcome: str, error: GatewayError) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+        self.error = error
+
+
 class _NeverSent(Exception):
     """The deadline or the token endpoint stopped an attempt before its request was sent."""
 
@@ -86,6 +97,32 @@ class GraphClient:
         Raises `GatewayError` for a definite failure (Graph's 4xx, or every attempt refused before
         Graph acted) and `OutcomeUnknown` when Graph may have created the meeting without us knowing.
         """
+        started = time.monotonic()
+        outcome = "unknown_outcome"  # what an unexpected exception leaves the caller with
+        try:
+            result = await self._create_or_get(api_version, organizer_id, body, client_request_id, deadline_seconds)
+        except OutcomeUnknown:
+            raise
+        except _Refused as exc:
+            outcome = exc.outcome
+            raise exc.error from exc.__cause__
+        except GatewayError:
+            outcome = "refused"  # Graph's definite answer: 4xx, or 401 to the gateway's own token
+            raise
+        else:
+            outcome = "created" if result.status == 201 else "existing"
+            return result
+        finally:
+            record_graph_call(outcome, api_version, started)
+
+    async def _create_or_get(
+        self,
+        api_version: str,
+        organizer_id: str,
+        body: dict[str, Any],
+        client_request_id: str,
+        deadline_seconds: float | None,
+    ) -> GraphResult:
         budget = min(self._deadline_seconds, deadline_seconds or self._deadline_seconds)
         deadline = time.monotonic() + budget
         path = f"/{api_version}/users/{quote(organizer_id, safe='')}/onlineMeetings/createOrGet"
@@ -102,9 +139,11 @@ class GraphClient:
                 with attempt:
                     response = await self._send(path, content, client_request_id, deadline, attempt.num)
         except _NotProcessed as exc:
-            raise _exhausted(exc.response.status_code, exc.retry_after) from exc
+            throttled = exc.response.status_code == 429
+            error = _exhausted(exc.response.status_code, exc.retry_after)
+            raise _Refused("throttled" if throttled else "unavailable", error) from exc
         except (*_NEVER_SENT, _NeverSent) as exc:
-            raise _exhausted(503, None) from exc
+            raise _Refused("unavailable", _exhausted(503, None)) from exc
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise OutcomeUnknown("Graph did not answer within the gateway's deadline.", timeout=True) from exc
         except httpx.HTTPError as exc:
@@ -124,7 +163,7 @@ class GraphClient:
         # An absolute bound on the whole exchange (connect, send, slow-drip read): with the deadline
         # inside the reservation's lease, no request of ours is in flight once the lease ends.
         async with asyncio.timeout(remaining):
-            with tracer.start_as_current_span("graph createOrGet") as span:
+            with tracer.start_as_current_span(SPAN_GRAPH) as span, attempt_timer(self._http.base_url.host) as timed:
                 span.set_attribute("graph.attempt", attempt)
                 response = await self._http.post(
                     path,
@@ -137,6 +176,7 @@ class GraphClient:
                     timeout=httpx.Timeout(remaining, connect=min(5.0, remaining)),
                 )
                 span.set_attribute("http.response.status_code", response.status_code)
+                timed.status = response.status_code
         log.info(
             "graph createOrGet answered",
             extra={

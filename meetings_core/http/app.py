@@ -25,7 +25,8 @@ from ..logs import configure_logging
 from ..openapi import openapi3
 from ..services import ServiceHolder, Services
 from ..settings import Settings, SettingsError, get_settings
-from ..telemetry import configure_telemetry, count_request, tracer
+from ..telemetry import configure_telemetry, observe, tracer
+from ..telemetry.signals import note_caller
 from ..validation import API_VERSIONS, validate_call, validate_organizer_id
 from .body import parse_json, read_body
 from .health import HealthChecks
@@ -39,6 +40,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 # Set in the ASGI scope by the Functions host's anonymous status route (function_app.py), never by a client.
 SIGNED_STATUS_ONLY = "signed_status_only"
+CREATE_ROUTE = "/{version}/users/{user_id}/onlineMeetings/createOrGet"
+STATUS_ROUTE = "/operations/{operation_id}"
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -58,12 +61,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route(
-                "/{version}/users/{user_id}/onlineMeetings/createOrGet",
-                _guard(create_or_get),
-                methods=["POST"],
-            ),
-            Route("/operations/{operation_id}", _guard(operation_status), methods=["GET"]),
+            Route(CREATE_ROUTE, _guard(create_or_get, CREATE_ROUTE), methods=["POST"]),
+            Route(STATUS_ROUTE, _guard(operation_status, STATUS_ROUTE), methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
@@ -78,20 +77,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
-def _guard(endpoint: Endpoint) -> Endpoint:
-    """Answer a `GatewayError` raised anywhere below in Graph's envelope; trace and count every answer."""
+def _guard(endpoint: Endpoint, route: str) -> Endpoint:
+    """Answer a `GatewayError` raised anywhere below in Graph's envelope; trace and measure every answer."""
 
     async def guarded(request: Request) -> Response:
         # A label from the path only when it is one we serve: labels must not be chosen by strangers.
         version = request.path_params.get("version", "status")
         version = version if version in (*API_VERSIONS, "status") else "other"
-        with tracer.start_as_current_span(f"gateway {endpoint.__name__}") as span:
+        observed = observe(route, version, request.method)
+        with tracer.start_as_current_span(f"gateway {endpoint.__name__}") as span, observed as answer:
             try:
                 response = await endpoint(request)
             except GatewayError as error:
                 response = error_response(request, error)
+                answer.error_code = error.code
+            answer.of(response.status_code, replayed="idempotent-replayed" in response.headers)
             span.set_attribute("http.response.status_code", response.status_code)
-        count_request(response.status_code, "idempotent-replayed" in response.headers, version)
         return response
 
     guarded.__name__ = endpoint.__name__
@@ -108,6 +109,7 @@ async def create_or_get(request: Request) -> Response:
     caller = await authenticate(request, services, raw)
     organizer_id = validate_organizer_id(request.path_params["user_id"])
     request.app.state.policy.authorize(caller, organizer_id, version)
+    note_caller(caller.id)  # admitted by the policy: a metric label from its bounded list
     call = validate_call(version, organizer_id, parse_json(raw), scope=caller_scope(caller))
     ctx = _context(request, caller)
     outcome = await services.engine.create_or_get(call, ctx)
@@ -128,6 +130,7 @@ async def operation_status(request: Request) -> Response:
     else:
         caller = await authenticate(request, services, b"")
     outcome = await services.engine.status(operation_id, _context(request, caller))
+    note_caller(caller.id)  # the record was visible to it, so the policy admits it
     owner = Caller(outcome.caller, "") if outcome.caller else caller  # the record's caller tagged its externalId
     return await _answer(request, services, outcome, caller, unscoped_body(outcome.body, caller_scope(owner)))
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from ..errors import GatewayError, retry_after_header
 from ..graph.client import GraphClient
 from ..graph.errors import OutcomeUnknown
+from ..telemetry import signals
 from ..validation import CreateOrGetCall
 from .cache import CompletedCache
 from .keys import ReservationKey
@@ -154,6 +155,7 @@ class IdempotencyEngine:
                     taken = await self._store.get_by_digest(digest)
                 if taken is not None and _held_by(taken, mine):
                     log.warning("status poll took over an ended lease", extra={"operation_id": digest})
+                    signals.took_over("status_poll")
                     outcome = await self._own(taken, _Forward.of_record(taken), ctx)
                     return replace(outcome, caller=taken.caller)
                 record = taken or record
@@ -192,12 +194,14 @@ class IdempotencyEngine:
                 taken = await self._take(record, mine, forward)
                 if taken is not None:
                     log.warning("took over a reservation", extra={"operation_id": key.digest})
+                    signals.took_over("duplicate")
                     return await self._own(taken, forward, ctx)
                 record = None
                 continue
             if now >= wait_until:
                 return self._in_progress(record, ctx)
             pause = min(delay, (wait_until - now).total_seconds(), max(record.lease_left(now), 0.0))
+            signals.waiting()
             await self._sleep(max(0.01, pause))
             delay = min(delay * 2, _POLL_MAX_SECONDS)
             record = None
@@ -287,6 +291,7 @@ class IdempotencyEngine:
     def _hold(self, record: Reservation, exc: OutcomeUnknown) -> None:
         """Keep the key reserved: Graph may still be creating the meeting until the lease ends."""
         settle_in = record.lease_left(self._clock())
+        signals.key_held(record.api_version)
         log.warning(
             "Graph outcome unknown (%s); the key stays reserved for %.0f s",
             exc.reason,

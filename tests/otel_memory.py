@@ -1,0 +1,42 @@
+"""One in-memory OpenTelemetry SDK for the whole test process (the global providers can be set only once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+SPANS = InMemorySpanExporter()
+READER = InMemoryMetricReader()
+_tracing = TracerProvider()
+_tracing.add_span_processor(SimpleSpanProcessor(SPANS))
+trace.set_tracer_provider(_tracing)
+metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
+
+
+def points(name: str) -> list[tuple[dict[str, Any], float]]:
+    """Each data point of metric `name` now: its attributes and its value (a histogram's count)."""
+    data = READER.get_metrics_data()
+    found = []
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == name:
+                    for point in metric.data.data_points:
+                        value = getattr(point, "count", None)
+                        found.append((dict(point.attributes or {}), float(value if value is not None else point.value)))
+    return found
+
+
+def totals(name: str, attribute: str) -> dict[str, float]:
+    """Metric `name` summed by one attribute."""
+    sums: dict[str, float] = {}
+    for attributes, value in points(name):
+        key = str(attributes.get(attribute))
+        sums[key] = sums.get(key, 0) + value
+    return sums
