@@ -31,7 +31,10 @@ def imports(path: Path, modules: set[str], root: Path = ROOT) -> set[str]:
         else:
             continue
         found |= {c for c in candidates if c in modules and c != name}
-    return found
+    # A module's own packages are initialised before it whatever it imports: `from . import sibling` names the
+    # sibling, not an edge back to the package that imports this module.
+    ancestors = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+    return found - ancestors
 
 
 def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
