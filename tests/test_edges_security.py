@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -23,7 +24,11 @@ from devstack.stack import LocalStack
 from meetings_core.auth.entra import is_app_only
 from meetings_core.auth.hmac_signature import HmacVerifier, sign
 from meetings_core.errors import GatewayError
+from meetings_core.idempotency.cache import CompletedCache
+from meetings_core.idempotency.engine import EngineConfig, IdempotencyEngine, RequestContext
 from meetings_core.idempotency.keys import ReservationKey, scoped_external_id
+from meetings_core.idempotency.records import Reservation, State
+from tests.memory_store import MemoryStore
 from tests.stackutil import ORGANIZER, Stack, body_for, create_url
 
 AUDIENCE = "api://meeting-gateway"
@@ -187,3 +192,32 @@ async def test_another_callers_id_and_an_absent_id_answer_in_the_same_time(entra
     auc = _auc(warm[theirs], warm[absent])
     # Before, another caller's cached record answered without a store read: faster in nearly every pair.
     assert 0.25 < auc < 0.75, (auc, median)
+
+
+async def test_a_poll_of_another_callers_cached_record_does_the_store_read_of_an_absent_id():
+    """The cause of the timing difference, exactly: same store operations on both 404 paths."""
+    now = datetime.now(UTC)
+    key = ReservationKey(ORGANIZER.lower(), "order-1")
+    theirs = Reservation(
+        key, "fp", State.COMPLETED, "v1.0", "entra:app-a", now, owner="o", status=201, body=b'{"id":"m"}',
+        expires_at=now + timedelta(days=1),
+    )  # fmt: skip
+    store = MemoryStore()
+    store.records[key.digest] = theirs
+    cache = CompletedCache(10)
+    cache.put(theirs)
+    config = EngineConfig(lease=timedelta(seconds=45), duplicate_wait_seconds=1, retention=timedelta(days=1))
+    engine = IdempotencyEngine(store, graph=None, config=config, cache=cache)  # type: ignore[arg-type]
+    stranger = RequestContext(caller="entra:app-b", client_request_id="c")
+    operations = {}
+    for name, digest in (("theirs", key.digest), ("absent", "0" * 64)):
+        store.operations.clear()
+        with pytest.raises(GatewayError) as refused:
+            await engine.status(digest, stranger)
+        assert refused.value.status == 404
+        operations[name] = list(store.operations)
+    assert operations["theirs"] == operations["absent"] == ["get"]
+    owner = RequestContext(caller="entra:app-a", client_request_id="c")
+    store.operations.clear()
+    assert (await engine.status(key.digest, owner)).status == 201
+    assert store.operations == []  # the caller's own cached record still needs no store read
