@@ -136,6 +136,24 @@ async def test_a_body_that_does_not_arrive_in_time_is_a_408_and_the_connection_c
 
 
 @pytest.mark.integration
+async def test_a_client_that_leaves_mid_body_is_no_unexpected_error(bounded: Stack, local_stack: LocalStack):
+    gateway = next(p for p in local_stack.gateways if p.url == bounded.gateway)
+    connection = Connection(bounded.gateway)
+    connection.send_head(create_url(""), {"Content-Length": "2000"})
+    connection.sock.sendall(b'{"externalId": "gone", ')
+    await asyncio.sleep(0.2)
+    connection.close()
+    await asyncio.sleep(0.5)
+    assert "unexpected error" not in gateway.log.read_text(errors="replace")
+    connection = Connection(bounded.gateway)  # the control: a whole request is still served
+    try:
+        connection.post(create_url(""), _json())
+        assert connection.response()[0] == 201
+    finally:
+        connection.close()
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
 async def test_an_oversized_body_is_drained_so_the_client_reads_the_413(bounded: Stack, framing: str):
     oversized = _json(subject="x" * (MAX_BODY + 200_000))

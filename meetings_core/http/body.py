@@ -8,7 +8,7 @@ import math
 import re
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..errors import GatewayError
 
@@ -30,6 +30,8 @@ async def read_body(request: Request, max_bytes: int, timeout_seconds: float) ->
     try:
         async with asyncio.timeout(timeout_seconds):
             return await _read_bounded(request, max_bytes)
+    except ClientDisconnect:  # nobody reads the answer; a refusal, not an unexpected error in the logs
+        raise GatewayError(400, "BadRequest", "The connection closed before the whole body arrived.") from None
     except TimeoutError:
         # Sent too slowly or never finished (slowloris): the rest of it must not be read as the next request.
         raise GatewayError(
