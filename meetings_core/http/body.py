@@ -1,4 +1,4 @@
-"""Reading the request body: bounded size, JSON content type, strict JSON."""
+"""Reading the request body: bounded in size and time, JSON content type, strict JSON."""
 
 from __future__ import annotations
 
