@@ -27,9 +27,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from starlette.requests import Request
+
 from devstack.stack import LocalStack
+from meetings_core.errors import GatewayError
 from meetings_core.http.app import create_app
 from meetings_core.http.body import DRAIN_BYTES
+from meetings_core.http.responses import error_response
 from meetings_core.idempotency.records import compress
 from meetings_core.idempotency.table_store import STORED_BYTES_LIMIT, _deflate_bound, largest_storable_body
 from meetings_core.settings import Settings
@@ -350,3 +354,11 @@ def test_the_largest_body_fits_even_incompressible():
     assert worst <= STORED_BYTES_LIMIT < _deflate_bound(largest_storable_body() + 1 + 26)
     noise = os.urandom(largest_storable_body())  # what deflate does with bytes it cannot shrink at all
     assert len(zlib.compress(noise, 6)) <= _deflate_bound(len(noise))
+
+
+def test_an_error_message_that_quotes_a_lone_surrogate_is_still_sent():
+    # The net under every 4xx: a message quoting what the caller sent must not turn into a 500 while encoding.
+    request = Request({"type": "http", "headers": [], "state": {"request_id": "r", "client_request_id": "c"}})
+    response = error_response(request, GatewayError(400, "BadRequest", "bad key '\ud800'"))
+    assert response.status_code == 400
+    assert json.loads(response.body)["error"]["message"] == "bad key '\ud800'"  # as the JSON escape
