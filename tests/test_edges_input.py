@@ -26,7 +26,6 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from starlette.requests import Request
 
 from devstack.stack import LocalStack
