@@ -135,6 +135,8 @@ def is_app_only(claims: dict[str, Any]) -> bool:
     scope and `oid` == `sub` (an app's token is about its own service principal; a user's `sub` differs).
 
     `roles` proves nothing: app roles can be assigned to users too, and then appear in their tokens.
+    Sources: learn.microsoft.com/entra/identity-platform/optional-claims-reference (idtyp) and
+    .../scenario-protected-web-api-verification-scope-app-roles (oid == sub).
     """
     if "idtyp" in claims:
         return bool(claims["idtyp"] == "app")
