@@ -131,13 +131,10 @@ def _caller(claims: dict[str, Any]) -> Caller:
 
 
 def is_app_only(claims: dict[str, Any]) -> bool:
-    """Microsoft.Identity.Web's rule: the optional `idtyp` claim when present ("app"); else no delegated
-    scope and `oid` == `sub` (an app's token is about its own service principal; a user's `sub` differs).
-
-    `roles` proves nothing: app roles can be assigned to users too, and then appear in their tokens.
-    Sources: learn.microsoft.com/entra/identity-platform/optional-claims-reference (idtyp) and
-    .../scenario-protected-web-api-verification-scope-app-roles (oid == sub).
-    """
+    """Microsoft.Identity.Web's rule: `idtyp` == "app" when the claim is present, else no `scp` and `oid` == `sub`."""
+    # Sources: learn.microsoft.com/entra/identity-platform/optional-claims-reference (idtyp) and
+    # .../scenario-protected-web-api-verification-scope-app-roles (an app's token is about its own service
+    # principal: oid == sub; a user's sub is pairwise). `roles` proves nothing: users can hold app roles too.
     if "idtyp" in claims:
         return bool(claims["idtyp"] == "app")
     oid, sub = claims.get("oid"), claims.get("sub")
