@@ -167,11 +167,9 @@ async def _with_status_key(pending: Awaitable[T]) -> T:
 
 
 async def authenticate(request: Request, services: Services, body: bytes) -> Caller:
-    """The caller of this request; HMAC signatures cover the method and the path with query as received.
-
-    A function key counts as checked only when the Functions host passed the request on (its adapter's marker),
-    or on a development machine; FUNCTIONS_WORKER_RUNTIME is an environment variable anyone can set.
-    """
+    """The caller of this request; HMAC signatures cover the method and the path with query as received."""
+    # A function key counts as checked only when the Functions host passed the request on (its adapter's marker),
+    # or on a development machine: FUNCTIONS_WORKER_RUNTIME is an environment variable anyone can set.
     key_checked = services.settings.local_development or getattr(request.state, FUNCTIONS_HOST, False) is True
     return await services.authenticator.authenticate(
         request.headers, body, method=request.method, target=request_target(request.scope), key_checked=key_checked
