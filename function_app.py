@@ -5,18 +5,30 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import azure.functions as func
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from meetings_core.http.app import SIGNED_STATUS_ONLY, create_app
+from meetings_core.http.app import FUNCTIONS_HOST, SIGNED_STATUS_ONLY, create_app
 from meetings_core.maintenance import purge_and_measure
 
 asgi = create_app()
 _ALL = [method.value for method in func.HttpMethod]
 
 
-async def _signed_only(scope: Scope, receive: Receive, send: Send) -> None:
-    """The ASGI app with polls that must carry a status URL signature (the host checked no key)."""
-    await asgi({**scope, "state": {**scope.get("state", {}), SIGNED_STATUS_ONLY: True}}, receive, send)
+def _marked(*markers: str) -> ASGIApp:
+    """The ASGI app with `markers` set in each request's scope state: only this adapter sets them, never a client."""
+
+    async def marked(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "state": {**(scope.get("state") or {}), **dict.fromkeys(markers, True)}}
+        await asgi(scope, receive, send)
+
+    return marked
+
+
+# Every request reaches the app through the host (which checked the function key on FUNCTION-level routes).
+_from_host = _marked(FUNCTIONS_HOST)
+# The anonymous status route: the host checked no key, so polls must carry a status URL signature.
+_signed_only = _marked(FUNCTIONS_HOST, SIGNED_STATUS_ONLY)
 
 
 class GatewayFunctionApp(func.AsgiFunctionApp):
@@ -55,7 +67,7 @@ class GatewayFunctionApp(func.AsgiFunctionApp):
 
 # With function keys the host checks x-functions-key/code; the other modes are checked by the gateway itself.
 _level = func.AuthLevel.FUNCTION if "function-key" in asgi.state.settings.auth_modes else func.AuthLevel.ANONYMOUS
-app = GatewayFunctionApp(app=asgi, http_auth_level=_level)
+app = GatewayFunctionApp(app=_from_host, http_auth_level=_level)
 
 
 @app.timer_trigger(schedule="%PURGE_SCHEDULE%", arg_name="timer", run_on_startup=False)

@@ -108,12 +108,15 @@ class IdentityEmulator:
         signer = self.stranger if overrides.pop("sign_with_unknown_key", False) else self.signer
         now = int(time.time())
         tenant = overrides.get("tid", self.tenant)
+        principal = str(uuid.uuid4())
         claims = {
             "iss": f"{request.scheme}://{request.host}/{tenant}/v2.0",
             "tid": tenant,
             "aud": "api://meeting-gateway",
             "azp": DEFAULT_CLIENT_ID,
-            "oid": str(uuid.uuid4()),
+            # An app-only token, as client credentials issue it: about the app's service principal itself.
+            "oid": principal,
+            "sub": principal,
             "iat": now,
             "nbf": now - 5 if expires_in > 0 else now + expires_in - 60,
             "exp": now + expires_in,

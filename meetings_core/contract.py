@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -29,14 +30,30 @@ def is_annotation(key: str) -> bool:
     return bool(_ANNOTATION.fullmatch(key))
 
 
+# ISO 8601 calendar date and time (extended format); pydantic alone also reads "1700000000" as a Unix time.
+_ISO_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}")
+_ISO_EXAMPLE = "an ISO 8601 date-time string such as 2026-03-01T09:00:00Z"
+
+
 def _iso_string(value: Any) -> Any:
-    # JSON numbers would be read as Unix times; Graph only takes ISO 8601 strings.
-    if not isinstance(value, str | datetime):
-        raise ValueError("must be an ISO 8601 date-time string such as 2026-03-01T09:00:00Z")
+    # JSON numbers and digit strings would be read as Unix times; Graph only takes ISO 8601 strings.
+    if (isinstance(value, str) and _ISO_DATE_TIME.match(value)) or isinstance(value, datetime):
+        return value
+    raise ValueError(f"must be {_ISO_EXAMPLE}")
+
+
+def _utc_representable(value: datetime) -> datetime:
+    # 9999-12-31T23:59:59-14:00 parses, but is past year 9999 in UTC, where Graph and the fingerprint compare it.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            "is outside the years 0001 to 9999 once converted to UTC: send a date-time in that range"
+        ) from None
     return value
 
 
-DateTimeOffset = Annotated[AwareDatetime, BeforeValidator(_iso_string)]
+DateTimeOffset = Annotated[AwareDatetime, BeforeValidator(_iso_string), AfterValidator(_utc_representable)]
 
 
 class _GraphObject(BaseModel):

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .auth.policy import CallerRule
+from .idempotency.table_store import STORED_BYTES_LIMIT, largest_storable_body
 
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 _HTTP_URL = re.compile(r"https?://[^/\s]+(/\S*)?")
@@ -54,7 +55,9 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=30, ge=1, le=3650)
     on_payload_mismatch: Literal["reject", "return-existing"] = "reject"
     replay_cache_size: int = Field(default=10_000, ge=0)
-    max_body_bytes: int = Field(default=128 * 1024, ge=1024, le=4 * 1024 * 1024)
+    max_body_bytes: int = Field(default=128 * 1024, ge=1024)
+    # A body must arrive within this (slowloris): then 408, which Power Automate retries.
+    body_timeout_seconds: float = Field(default=10.0, ge=0.5, le=60)
     # Unset: a random key kept in the reservations table (made once, shared by every instance).
     status_url_key: SecretStr | None = Field(default=None, min_length=32)
     status_url_ttl_seconds: float = Field(default=900.0, ge=10, le=86400)
@@ -110,6 +113,17 @@ class Settings(BaseSettings):
         """The host sets FUNCTIONS_WORKER_RUNTIME (an app setting on most plans); its Python worker imports
         one of these packages before loading function_app.py (Flex Consumption has no such app setting)."""
         return self.functions_worker_runtime is not None or any(name in sys.modules for name in _WORKER_MODULES)
+
+    @field_validator("max_body_bytes")
+    @classmethod
+    def _storable_body(cls, value: int) -> int:
+        # The reservation keeps the request for recovery; a body that could not be stored could never succeed.
+        if value > (largest := largest_storable_body()):
+            raise ValueError(
+                f"must be at most {largest} bytes: a reservation keeps the request, compressed, in at most "
+                f"{STORED_BYTES_LIMIT} bytes of Table Storage (14 properties of 64 KiB)"
+            )
+        return value
 
     @field_validator("partner_secrets")
     @classmethod

@@ -53,6 +53,15 @@ def assert_graph_error(response: httpx.Response, status: int, code: str | None =
         ),
         ({"externalId": "a", "startDateTime": "2026-01-01T10:00:00"}, "UTC offset or Z"),
         ({"externalId": "a", "startDateTime": 1767261600}, "ISO 8601"),
+        ({"externalId": "a", "startDateTime": "1767261600"}, "ISO 8601"),  # pydantic alone reads a Unix time
+        ({"externalId": "a", "startDateTime": "2026-01-01T10:00:00Z", "endDateTime": "1767261600.5"}, "ISO 8601"),
+        # Valid dates whose UTC instant is outside years 1-9999: Python cannot convert them, Graph cannot store them.
+        ({"externalId": "a", "startDateTime": "9999-12-31T23:59:59-14:00"}, "outside the years 0001 to 9999"),
+        ({"externalId": "a", "startDateTime": "0001-01-01T00:00:00+14:00"}, "outside the years 0001 to 9999"),
+        (
+            {"externalId": "a", "startDateTime": "9999-12-31T20:00:00Z", "endDateTime": "9999-12-31T23:00:00-12:00"},
+            "'endDateTime' is outside the years",
+        ),
         ({"externalId": "a", "subjct": "typo"}, "Unknown field 'subjct'. Accepted fields there: chatInfo"),
         (
             {"externalId": "a", "participants": {"attendees": [{"idenity": {}}]}},
@@ -81,6 +90,7 @@ async def test_each_problem_is_listed_in_details(client: httpx.AsyncClient):
         (b"", "application/json", 400, "body is empty"),
         (b"{not json", "application/json", 400, "not valid JSON"),
         (b'{"externalId": "a", "externalId": "b"}', "application/json", 400, "twice"),
+        (b'{"externalId": "a", "\\ud800": 1, "\\ud800": 2}', "application/json", 400, "key '\\ud800' twice"),
         (b'{"externalId": "a", "subject": NaN}', "application/json", 400, "NaN"),
         (b"\xff\xfe", "application/json", 400, "UTF-8"),
         (b'{"externalId": "a", "@odata.type": 1e999}', "application/json", 400, "too large"),

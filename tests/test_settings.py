@@ -41,6 +41,10 @@ ENTRA = {"ENTRA_TENANT_ID": "t", "ENTRA_AUDIENCE": "api://x"}
         ({"GRAPH_GRACE_SECONDS": "20"}, "RESERVATION_LEASE_SECONDS"),
         ({"DUPLICATE_WAIT_SECONDS": "60"}, "DUPLICATE_WAIT_SECONDS + GRAPH_DEADLINE_SECONDS + 5 x"),
         ({"STORE_TIMEOUT_SECONDS": "7"}, "within Power Automate's 120 s"),
+        # Above what a reservation can hold, compressed: such a request could never be stored (issue 19 item 4).
+        ({"MAX_BODY_BYTES": str(4 * 1024 * 1024)}, "MAX_BODY_BYTES: Value error, must be at most 917187 bytes"),
+        ({"MAX_BODY_BYTES": "917188"}, "MAX_BODY_BYTES"),
+        ({"BODY_TIMEOUT_SECONDS": "0"}, "BODY_TIMEOUT_SECONDS"),
     ],
 )
 def test_bad_settings_are_named(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], names: str):

@@ -25,12 +25,20 @@ class Authenticator:
         self._entra = entra
         self._hmac = hmac
 
-    async def authenticate(self, headers: Mapping[str, str], body: bytes, *, method: str, target: str) -> Caller:
-        """`target` is the path with its query exactly as received, which HMAC signatures cover."""
+    async def authenticate(
+        self, headers: Mapping[str, str], body: bytes, *, method: str, target: str, key_checked: bool = False
+    ) -> Caller:
+        """`target` is the path with its query exactly as received, which HMAC signatures cover;
+        `key_checked` is true only for a request the Functions host passed on after checking its key."""
         if self._hmac is not None and (SIGNATURE_HEADER in headers or PARTNER_HEADER in headers):
             return self._hmac.verify(headers.get(PARTNER_HEADER), headers.get(SIGNATURE_HEADER), method, target, body)
         if self._entra is not None:
             return await self._entra.verify(headers.get("authorization"))
         if self._function_keys:
+            if not key_checked:  # fail closed: a server other than the Functions host checked no key
+                raise unauthorized(
+                    "Function keys are checked only by the Azure Functions host, and this request did not come "
+                    "through it; call the gateway's Function App."
+                )
             return FUNCTION_KEY_CALLER
         raise unauthorized(f"Sign the request ({PARTNER_HEADER} and {SIGNATURE_HEADER} headers).")

@@ -85,12 +85,7 @@ class EntraVerifier:
                 f"The access token carries no '{self._required_role}' app role (roles) or scope (scp); "
                 "ask the gateway's operator to assign it to your application or user."
             )
-        if "scp" in claims and claims.get("oid"):
-            return Caller(f"entra:{claims['oid']}", "entra")
-        app_id = claims.get("azp") or claims.get("appid")
-        if not app_id:
-            raise unauthorized("The access token names no application (azp/appid) or user (oid).")
-        return Caller(f"entra:{app_id}", "entra")
+        return _caller(claims)
 
     async def _decode(self, token: str) -> dict[str, Any]:
         try:
@@ -120,6 +115,30 @@ class EntraVerifier:
             raise unauthorized("The access token was issued by another tenant or authority.") from None
         except jwt.PyJWTError:
             raise unauthorized("The access token is not valid.") from None
+
+
+def _caller(claims: dict[str, Any]) -> Caller:
+    """`entra:<appid>` for an app-only token, `entra:<oid>` for a token on behalf of a user."""
+    if is_app_only(claims):
+        app_id = claims.get("azp") or claims.get("appid")
+        if not isinstance(app_id, str) or not app_id:
+            raise unauthorized("The app-only access token names no application (azp/appid).")
+        return Caller(f"entra:{app_id}", "entra")
+    user = claims.get("oid")
+    if not isinstance(user, str) or not user:
+        raise unauthorized("The access token is on behalf of a user but names no user (oid).")
+    return Caller(f"entra:{user}", "entra")
+
+
+def is_app_only(claims: dict[str, Any]) -> bool:
+    """Microsoft.Identity.Web's rule: `idtyp` == "app" when the claim is present, else no `scp` and `oid` == `sub`."""
+    # Sources: learn.microsoft.com/entra/identity-platform/optional-claims-reference (idtyp) and
+    # .../scenario-protected-web-api-verification-scope-app-roles (an app's token is about its own service
+    # principal: oid == sub; a user's sub is pairwise). `roles` proves nothing: users can hold app roles too.
+    if "idtyp" in claims:
+        return bool(claims["idtyp"] == "app")
+    oid, sub = claims.get("oid"), claims.get("sub")
+    return "scp" not in claims and isinstance(oid, str) and bool(oid) and oid == sub
 
 
 def _grants(claims: dict[str, Any], name: str) -> bool:

@@ -2,7 +2,8 @@
 
 Scheme `v2` signs `<t>.<METHOD>.<path?query>.<raw body>` with the partner's secret, so a captured request
 cannot be replayed to another organizer, API version or the status URL; `X-Gateway-Partner` names the
-partner. A timestamp outside the tolerance window is refused. The old `v1` (`<t>.<body>`) is refused.
+partner. A timestamp older than the tolerance, or ahead of the gateway's clock by more than a minute, is
+refused. The old `v1` (`<t>.<body>`) is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ SCHEME = "v2"
 # ASCII digits and hex only: `\d` and str.isdigit() accept digits of other scripts, which int() then reads.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+# A timestamp may be ahead of the gateway's clock by clock skew only: accepting the whole tolerance ahead
+# would let a captured request be replayed for twice the tolerance.
+MAX_FUTURE_SKEW_SECONDS = 60.0
 
 
 def signed_message(timestamp: int, method: str, target: str, body: bytes) -> bytes:
@@ -54,8 +58,14 @@ class HmacVerifier:
         if not _TIMESTAMP.fullmatch(stamp) or not _DIGEST.fullmatch(digest):
             raise unauthorized(f"The {SIGNATURE_HEADER} header must look like t=<unix seconds>,v2=<64 hex digits>.")
         timestamp = int(stamp)
-        if abs(time.time() - timestamp) > self._tolerance:
+        age = time.time() - timestamp
+        if age > self._tolerance:
             raise unauthorized("The signature timestamp is outside the accepted window; sign the request anew.")
+        if age < -min(MAX_FUTURE_SKEW_SECONDS, self._tolerance):
+            raise unauthorized(
+                "The signature timestamp is ahead of the gateway's clock by more than the allowed skew "
+                f"({MAX_FUTURE_SKEW_SECONDS:g} s); sign with the current time and check the sender's clock."
+            )
         secret = self._secrets.get(partner)
         # Compare against a dummy for unknown partners too, so timing does not reveal which partners exist.
         expected = sign(secret or "unknown-partner", method, target, body, timestamp).split("=", 2)[2]

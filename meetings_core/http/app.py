@@ -20,7 +20,7 @@ from ..auth.policy import CallerPolicy
 from ..errors import GatewayError
 from ..idempotency.engine import Outcome, RequestContext, operation_not_found, storage_unavailable
 from ..idempotency.keys import unscoped_body
-from ..idempotency.store import StoreUnavailable
+from ..idempotency.store import RecordTooLarge, StoreUnavailable
 from ..logs import configure_logging
 from ..openapi import openapi3
 from ..services import ServiceHolder, Services
@@ -38,7 +38,9 @@ from .target import request_target
 log = logging.getLogger("meetings_core.http")
 Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
-# Set in the ASGI scope by the Functions host's anonymous status route (function_app.py), never by a client.
+# Set in the ASGI scope state by function_app.py's adapter, never by a client or the environment: the request
+# came through the Functions host (which checked the function key), and on its anonymous status route.
+FUNCTIONS_HOST = "functions_host"
 SIGNED_STATUS_ONLY = "signed_status_only"
 CREATE_ROUTE = "/{version}/users/{user_id}/onlineMeetings/createOrGet"
 STATUS_ROUTE = "/operations/{operation_id}"
@@ -104,7 +106,7 @@ async def create_or_get(request: Request) -> Response:
     if version not in API_VERSIONS:
         raise GatewayError(404, "NotFound", f"Unknown API version '{version}': use v1.0 or beta.")
     settings: Settings = request.app.state.settings
-    raw = await read_body(request, settings.max_body_bytes)
+    raw = await read_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
     services: Services = await request.app.state.services.get()
     caller = await authenticate(request, services, raw)
     organizer_id = validate_organizer_id(request.path_params["user_id"])
@@ -112,7 +114,10 @@ async def create_or_get(request: Request) -> Response:
     note_caller(caller.id)  # admitted by the policy: a metric label from its bounded list
     call = validate_call(version, organizer_id, parse_json(raw), scope=caller_scope(caller))
     ctx = _context(request, caller)
-    outcome = await services.engine.create_or_get(call, ctx)
+    try:
+        outcome = await services.engine.create_or_get(call, ctx)
+    except RecordTooLarge as exc:
+        raise too_large_to_store(exc) from exc
     return await _answer(request, services, outcome, caller, call.caller_body(outcome.body))
 
 
@@ -145,6 +150,17 @@ async def _answer(request: Request, services: Services, outcome: Outcome, caller
     return json_response(request, outcome.status, body, headers)
 
 
+def too_large_to_store(exc: RecordTooLarge) -> GatewayError:
+    """A 413, not a 503: a request the reservation cannot hold never fits, however often it is sent."""
+    return GatewayError(
+        413,
+        "RequestEntityTooLarge",
+        f"The request is too large for the gateway to keep while it calls Graph: compressed, it takes {exc.size} "
+        f"bytes, and a reservation holds at most {exc.limit} bytes. Send a smaller body (numbers written with an "
+        "exponent, such as 1e15, grow when stored).",
+    )
+
+
 async def _with_status_key(pending: Awaitable[T]) -> T:
     """Signing needs the server key, read once from the table: an unreachable table is a 503."""
     try:
@@ -155,8 +171,11 @@ async def _with_status_key(pending: Awaitable[T]) -> T:
 
 async def authenticate(request: Request, services: Services, body: bytes) -> Caller:
     """The caller of this request; HMAC signatures cover the method and the path with query as received."""
+    # A function key counts as checked only when the Functions host passed the request on (its adapter's marker),
+    # or on a development machine: FUNCTIONS_WORKER_RUNTIME is an environment variable anyone can set.
+    key_checked = services.settings.local_development or getattr(request.state, FUNCTIONS_HOST, False) is True
     return await services.authenticator.authenticate(
-        request.headers, body, method=request.method, target=request_target(request.scope)
+        request.headers, body, method=request.method, target=request_target(request.scope), key_checked=key_checked
     )
 
 

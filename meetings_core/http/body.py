@@ -1,13 +1,14 @@
-"""Reading the request body: bounded size, JSON content type, strict JSON."""
+"""Reading the request body: bounded in size and time, JSON content type, strict JSON."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..errors import GatewayError
 
@@ -16,12 +17,29 @@ MAX_DEPTH = 32
 # No createOrGet field is a number; long digit strings only cost CPU (int() refuses over 4,300 digits).
 MAX_INT_DIGITS = 100
 _DIGITS = re.compile(r"[0-9]{1,20}")
+# An oversized body is read (and dropped) up to this much past the limit before the 413: a server that closes
+# with unread data makes the client's TCP stack reset the connection, and the client never sees the 413.
+DRAIN_BYTES = 1024 * 1024
+# With this the server closes the connection after the answer: what is left of the body is never parsed.
+_CLOSE = {"Connection": "close"}
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The raw body of a JSON request, bounded in size (signatures are checked over these bytes)."""
+async def read_body(request: Request, max_bytes: int, timeout_seconds: float) -> bytes:
+    """The raw body of a JSON request, bounded in size and in time (signatures are checked over these bytes)."""
     _check_content_type(request.headers.get("content-type"))
-    return await _read_bounded(request, max_bytes)
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            return await _read_bounded(request, max_bytes)
+    except ClientDisconnect:  # nobody reads the answer; a refusal, not an unexpected error in the logs
+        raise GatewayError(400, "BadRequest", "The connection closed before the whole body arrived.") from None
+    except TimeoutError:
+        # Sent too slowly or never finished (slowloris): the rest of it must not be read as the next request.
+        raise GatewayError(
+            408,
+            "RequestTimeout",
+            f"The request body did not arrive within {timeout_seconds:g} s; send the request again.",
+            headers=_CLOSE,
+        ) from None
 
 
 def parse_json(raw: bytes) -> Any:
@@ -87,23 +105,29 @@ def _check_content_type(value: str | None) -> None:
 async def _read_bounded(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length", "")
     # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
-    if _DIGITS.fullmatch(declared) and int(declared) > max_bytes:
-        raise _too_large(max_bytes)
+    announced = int(declared) if _DIGITS.fullmatch(declared) else 0
+    waiting = "100-continue" in request.headers.get("expect", "").lower()  # the client sends once we read
+    if announced > max_bytes + DRAIN_BYTES or (announced > max_bytes and waiting):
+        raise _too_large(max_bytes, _CLOSE)  # not worth reading, or not yet sent: answer before it comes
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(max_bytes)
-        chunks.append(chunk)
+        if size > max_bytes + DRAIN_BYTES:
+            raise _too_large(max_bytes, _CLOSE)
+        if size <= max_bytes:
+            chunks.append(chunk)
+    if size > max_bytes:  # read to its end, so the client reads the 413 instead of a reset
+        raise _too_large(max_bytes)
     return b"".join(chunks)
 
 
-def _too_large(max_bytes: int) -> GatewayError:
+def _too_large(max_bytes: int, headers: dict[str, str] | None = None) -> GatewayError:
     return GatewayError(
         413,
         "RequestEntityTooLarge",
         f"The request body is larger than the gateway accepts ({max_bytes} bytes).",
+        headers=headers,
     )
 
 
@@ -111,9 +135,16 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise GatewayError(400, "BadRequest", f"The request body has the key '{key}' twice in one object.")
+            raise GatewayError(
+                400, "BadRequest", f"The request body has the key '{_printable(key)}' twice in one object."
+            )
         result[key] = value
     return result
+
+
+def _printable(text: str) -> str:
+    # A key may be a lone surrogate ("\\ud800"), which no UTF-8 answer can carry: show it as its escape.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _finite(text: str) -> float:

@@ -36,7 +36,8 @@ def json_response(request: Request, status: int, body: bytes, headers: dict[str,
 def error_response(request: Request, error: GatewayError) -> Response:
     """The error in Graph's envelope, which Graph SDKs parse into `ODataError`."""
     envelope = error.envelope(request.state.request_id, request.state.client_request_id)
-    body = json.dumps(envelope, ensure_ascii=False).encode()
+    # Messages may quote what the caller sent; a lone surrogate in it must not turn the 4xx into a 500.
+    body = json.dumps(envelope, ensure_ascii=False).encode("utf-8", "backslashreplace")
     log.info(
         "request refused",
         extra={"status": error.status, "code": error.code, "request_id": request.state.request_id},

@@ -332,6 +332,7 @@ class IdempotencyEngine:
     async def _visible(self, digest: str, ctx: RequestContext) -> Reservation:
         """The record behind a status URL, or one 404 for absent, another caller's, and not allowed."""
         record = self._cache.get(digest, self._clock())
+        record = record if record is not None and _may_see(record, ctx) else None  # not yours: read like absent
         if record is None and ReservationKey.is_digest(digest):
             try:
                 record = await self._store.get_by_digest(digest)

@@ -26,6 +26,15 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached or answered unexpectedly: fail closed."""
 
 
+class RecordTooLarge(StoreError):
+    """A record holds more than the store can keep (a request too large to store): retrying cannot help."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(f"{what} takes {size} bytes compressed; the store keeps at most {limit}")
+        self.size = size
+        self.limit = limit
+
+
 class RecordUnreadable(StoreError):
     """A stored record cannot be read (a field its state requires is missing or corrupt)."""
 

@@ -21,9 +21,9 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from .keys import ROW_KEY, ReservationKey
+from .keys import ROW_KEY, ReservationKey, scoped_external_id
 from .records import CorruptRecord, Reservation, State, compress, decompress
-from .store import RecordUnreadable, ReservationChanged, ReservationExists, StoreUnavailable
+from .store import RecordTooLarge, RecordUnreadable, ReservationChanged, ReservationExists, StoreUnavailable
 
 log = logging.getLogger("meetings_core.store")
 
@@ -31,6 +31,24 @@ T = TypeVar("T")
 # Table Storage caps a binary property at 64 KiB; larger compressed bodies span numbered properties.
 _CHUNK = 64 * 1024
 _MAX_CHUNKS = 14
+# The most one compressed request (or answer) may take: 14 x 64 KiB = 896 KiB, which leaves the entity's other
+# properties (keys, ids, times: under 4 KiB) well inside Table Storage's 1 MiB per entity.
+STORED_BYTES_LIMIT = _CHUNK * _MAX_CHUNKS
+
+
+def _deflate_bound(size: int) -> int:
+    """zlib's compressBound(): the most deflate (as `compress` runs it) can output for `size` bytes."""
+    return size + (size >> 12) + (size >> 14) + (size >> 25) + 13
+
+
+def largest_storable_body() -> int:
+    """The largest JSON body whose stored request always fits: compacting never lengthens JSON (exponent
+    floats such as 1e15 aside, refused at insert), a caller's tag adds its length to the externalId."""
+    growth = len(scoped_external_id("any caller", ""))
+    size = STORED_BYTES_LIMIT - growth
+    while _deflate_bound(size + growth) > STORED_BYTES_LIMIT:
+        size -= 1
+    return size
 
 
 class TableReservationStore:
@@ -194,9 +212,9 @@ def _chunked(name: str, data: bytes | None) -> dict[str, bytes]:
     if data is None:
         return {}
     blob = compress(data)
+    if len(blob) > STORED_BYTES_LIMIT:
+        raise RecordTooLarge(f"the {name.lower()}", len(blob), STORED_BYTES_LIMIT)
     chunks = [blob[i : i + _CHUNK] for i in range(0, len(blob), _CHUNK)]
-    if len(chunks) > _MAX_CHUNKS:
-        raise StoreUnavailable(f"{name.lower()} too large to store")
     return {f"{name}{index}": chunk for index, chunk in enumerate(chunks)}
 
 
