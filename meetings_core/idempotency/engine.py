@@ -5,7 +5,7 @@ States and transitions (docs/IDEMPOTENCY.md explains each):
     in_progress --Graph's definite error, ETag delete--> (none)
     in_progress --unknown outcome--> in_progress, held until its lease ends
     in_progress(lease ended) --ETag replace by one taker (a duplicate or a status poll)--> in_progress(new owner)
-    completed(other API version) --ETag replace--> in_progress(new owner)
+    completed(other API version) --ETag replace--> in_progress(new owner) --> completed in that version
     completed --purge after retention--> (none)
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from typing import Any, Literal
 from ..errors import GatewayError, retry_after_header
 from ..graph.client import GraphClient
 from ..graph.errors import OutcomeUnknown
-from ..validation import CreateOrGetCall
+from ..validation import API_VERSIONS, CreateOrGetCall
 from .cache import CompletedCache
 from .keys import ReservationKey
 from .records import Reservation, State
@@ -45,8 +46,13 @@ _POLL_MAX_SECONDS = 1.0
 _IN_PROGRESS_RETRY_MAX_SECONDS = 5.0
 
 
+_WALL_ANCHOR = datetime.now(UTC)
+_MONOTONIC_ANCHOR = time.monotonic()
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """UTC that never steps: owners measure their lease by it, so an NTP step cannot stretch a lease."""
+    return _WALL_ANCHOR + timedelta(seconds=time.monotonic() - _MONOTONIC_ANCHOR)
 
 
 def _allow_all(organizer_id: str, api_version: str) -> bool:
@@ -85,6 +91,16 @@ class EngineConfig:
     grace_seconds: float = 15.0
     return_existing_on_mismatch: bool = False
     in_progress_answer: Literal["retry", "conflict"] = "retry"
+    # One deadline for the whole answer, checked before each step (settings.ANSWER_LIMIT_SECONDS).
+    answer_seconds: float = 110.0
+    # The most one store operation takes, and the Graph deadline: what an owner's step needs left.
+    store_seconds: float = 5.0
+    graph_deadline_seconds: float = 30.0
+
+    @property
+    def owner_step_seconds(self) -> float:
+        """Time an owner needs: its write and re-read, Graph's deadline, the completion and its re-read."""
+        return 4 * self.store_seconds + self.graph_deadline_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +120,18 @@ class _Forward:
         return cls(call.api_version, call.organizer_id, call.body)
 
     @classmethod
-    def of_record(cls, record: Reservation) -> _Forward:
+    def of_record(cls, record: Reservation, api_version: str | None = None) -> _Forward:
         assert record.request is not None
-        return cls(record.api_version, record.key.organizer_id, json.loads(record.request))
+        return cls(api_version or record.api_version, record.key.organizer_id, json.loads(record.request))
+
+
+@dataclass(slots=True)
+class _Turn:
+    """One answer: when it is due, this request's owner token, and when it last sent a lease write."""
+
+    answer_by: datetime
+    mine: str = field(default_factory=lambda: uuid.uuid4().hex)
+    leased_at: datetime | None = None
 
 
 class IdempotencyEngine:
@@ -131,102 +156,111 @@ class IdempotencyEngine:
     async def create_or_get(self, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
         """Answer the call: Graph's result for the owner, the stored result for every duplicate."""
         key = call.key  # (organizer, the externalId Graph sees): scoped per caller, see validation.py
+        turn = self._turn()
         cached = self._cache.get(key.digest, self._clock())
         try:
-            if cached is not None:
-                return await self._answer_completed(cached, call, ctx)
-            return await self._settle(key, call, ctx)
+            if cached is not None and cached.api_version == call.api_version:
+                return self._replayed(cached, call, ctx)
+            return await self._settle(key, call, ctx, turn)
         except StoreUnavailable as exc:
             raise storage_unavailable(exc) from exc
         except RecordUnreadable as exc:
             raise _unreadable(exc) from exc
 
-    async def status(self, digest: str, ctx: RequestContext) -> Outcome:
-        """The status URL: the result once settled; a poll that finds an ended lease finishes the call."""
+    async def status(self, operation_id: str, ctx: RequestContext) -> Outcome:
+        """The status URL: the result once settled, in the version the caller asked in; a poll that finds an
+        ended lease (or the meeting stored in the other version) finishes the call."""
+        digest, versioned, asked = operation_id.partition("_")
+        turn = self._turn()
         try:
-            record = await self._visible(digest, ctx)
-            if record.lease_ended(self._clock()):
+            record = await self._visible(digest, asked if versioned else None, ctx)
+            version = asked or record.api_version  # status URLs made before versions were named
+            if record.lease_ended(record.judged_at(self._clock())) or _other_version(record, version):
                 if not record.request:
                     raise _unrecoverable()
-                mine = _owner()
-                taken = await self._take(record, mine, _Forward.of_record(record))
+                forward = _Forward.of_record(record, version)
+                taken = await self._take(record, forward, turn)
                 if taken is None:
                     taken = await self._store.get_by_digest(digest)
-                if taken is not None and _held_by(taken, mine):
-                    log.warning("status poll took over an ended lease", extra={"operation_id": digest})
-                    outcome = await self._own(taken, _Forward.of_record(taken), ctx)
+                if taken is not None and _held_by(taken, turn.mine):
+                    log.warning("status poll took over the reservation", extra={"operation_id": digest})
+                    restore = record if record.state is State.COMPLETED else None
+                    outcome = await self._own(taken, forward, ctx, turn, restore)
                     return replace(outcome, caller=taken.caller)
                 record = taken or record
         except StoreUnavailable as exc:
             raise storage_unavailable(exc) from exc
         except RecordUnreadable as exc:
             raise _unreadable(exc) from exc
-        if record.state is State.COMPLETED:
+        if record.state is State.COMPLETED and record.api_version == version:
             return replace(_stored(record), caller=record.caller)
-        return self._accepted(record)
+        return self._accepted(record, version)
 
-    async def _settle(self, key: ReservationKey, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
+    def _turn(self) -> _Turn:
+        return _Turn(self._clock() + timedelta(seconds=self._config.answer_seconds))
+
+    def _left(self, turn: _Turn) -> float:
+        """Seconds left before this answer is due."""
+        return (turn.answer_by - self._clock()).total_seconds()
+
+    async def _settle(self, key: ReservationKey, call: CreateOrGetCall, ctx: RequestContext, turn: _Turn) -> Outcome:
         """Claim the key, or wait for whoever holds it and take over a lease that ends meanwhile."""
-        mine = _owner()
         forward = _Forward.of_call(call)
-        wait_until = self._clock() + timedelta(seconds=self._config.duplicate_wait_seconds)
+        wait_until = min(self._clock() + timedelta(seconds=self._config.duplicate_wait_seconds), turn.answer_by)
         delay = _POLL_FIRST_SECONDS
-        record = await self._insert(key, call, ctx, mine, forward)
+        record = await self._insert(key, call, ctx, forward, turn)
         while True:
             if record is None:
+                if self._left(turn) < self._config.store_seconds:
+                    raise self._busy(key, call.api_version, ctx, 1.0)
                 record = await self._store.get(key)
-            if record is None:  # released between our insert and read: race for it again
-                record = await self._insert(key, call, ctx, mine, forward)
+            if record is None:  # released between our insert and read: race for it again, if time allows
+                if self._left(turn) < self._config.owner_step_seconds:
+                    raise self._busy(key, call.api_version, ctx, 1.0)
+                record = await self._insert(key, call, ctx, forward, turn)
                 continue
-            if _held_by(record, mine):  # ours, though the store reported a conflict (a retried write)
-                return await self._own(record, forward, ctx)
-            if record.state is State.COMPLETED:
-                self._cache.put(record)
-                return await self._answer_completed(record, call, ctx)
+            if _held_by(record, turn.mine):  # ours, though the store reported a conflict (a retried write)
+                return await self._own(record, forward, ctx, turn)
             _check_caller(record, ctx)
             self._check_fingerprint(record, call)
-            now = self._clock()
-            if ctx.respond_async and not record.lease_ended(now) and record.api_version == call.api_version:
-                return self._accepted(record)  # the asynchronous pattern: a status URL at once, no wait
-            if record.lease_ended(now):
-                taken = await self._take(record, mine, forward)
+            now = record.judged_at(self._clock())  # storage's clock, for the lease
+            if record.state is State.COMPLETED:
+                self._cache.put(record)
+                if record.api_version == call.api_version:
+                    return self._replayed(record, call, ctx)
+            elif ctx.respond_async and not record.lease_ended(now):
+                return self._accepted(record, call.api_version)  # the asynchronous pattern: a status URL at once
+            if record.lease_ended(now) or record.state is State.COMPLETED:
+                if self._left(turn) < self._config.owner_step_seconds:
+                    return self._in_progress(record, call.api_version, ctx)
+                taken = await self._take(record, forward, turn)
                 if taken is not None:
                     log.warning("took over a reservation", extra={"operation_id": key.digest})
-                    return await self._own(taken, forward, ctx)
+                    restore = record if record.state is State.COMPLETED else None
+                    return await self._own(taken, forward, ctx, turn, restore)
                 record = None
                 continue
-            if now >= wait_until:
-                return self._in_progress(record, ctx)
-            pause = min(delay, (wait_until - now).total_seconds(), max(record.lease_left(now), 0.0))
-            await self._sleep(max(0.01, pause))
+            if self._clock() >= wait_until:
+                return self._in_progress(record, call.api_version, ctx)
+            left_to_wait = (wait_until - self._clock()).total_seconds()
+            await self._sleep(max(0.01, min(delay, left_to_wait, max(record.lease_left(now), 0.0))))
             delay = min(delay * 2, _POLL_MAX_SECONDS)
             record = None
 
-    async def _answer_completed(self, record: Reservation, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
-        """The stored meeting; for the other API version, Graph's (it returns the existing meeting)."""
+    def _replayed(self, record: Reservation, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
+        """The stored meeting, answered without Graph."""
         _check_caller(record, ctx)
         self._check_fingerprint(record, call)
-        if record.api_version == call.api_version:
-            headers = {"Idempotent-Replayed": "true"}
-            if record.graph_request_id:  # the Graph call that created it, to trace the meeting end to end
-                headers["graph-request-id"] = record.graph_request_id
-            return Outcome(200, _stored(record).body, headers)
-        # The meeting exists, so no reservation is needed: the record keeps its own version's answer.
-        try:
-            result = await self._graph.create_or_get(
-                call.api_version, call.organizer_id, call.body, client_request_id=ctx.client_request_id
-            )
-        except OutcomeUnknown as exc:
-            exc.headers.update(retry_after_header(1))
-            raise
-        headers = {"graph-request-id": result.request_id} if result.request_id else {}
-        return Outcome(result.status, result.body, headers)
+        headers = {"Idempotent-Replayed": "true"}
+        if record.graph_request_id:  # the Graph call that created it, to trace the meeting end to end
+            headers["graph-request-id"] = record.graph_request_id
+        return Outcome(200, _stored(record).body, headers)
 
     async def _insert(
-        self, key: ReservationKey, call: CreateOrGetCall, ctx: RequestContext, mine: str, forward: _Forward
+        self, key: ReservationKey, call: CreateOrGetCall, ctx: RequestContext, forward: _Forward, turn: _Turn
     ) -> Reservation | None:
         """The new reservation, or None when the key exists (possibly by our own retried insert)."""
-        now = self._clock()
+        now = turn.leased_at = self._clock()
         record = Reservation(
             key=key,
             fingerprint=call.fingerprint,
@@ -234,31 +268,48 @@ class IdempotencyEngine:
             api_version=call.api_version,
             caller=ctx.caller,
             created_at=now,
-            owner=mine,
+            owner=turn.mine,
             lease_until=now + self._config.lease,
             request=forward.request,
+            lease_seconds=self._config.lease.total_seconds(),
         )
         try:
             return await self._store.insert(record)
         except ReservationExists:
             return None
 
-    async def _take(self, record: Reservation, mine: str, forward: _Forward) -> Reservation | None:
+    async def _take(self, record: Reservation, forward: _Forward, turn: _Turn) -> Reservation | None:
         """Become the record's owner by ETag replace, or None if someone else changed it first."""
-        lease_until = self._clock() + self._config.lease
+        now = turn.leased_at = self._clock()
+        lease = self._config.lease
+        taken = record.with_owner(turn.mine, now + lease, forward.api_version, forward.request, lease.total_seconds())
         try:
-            return await self._store.replace(record.with_owner(mine, lease_until, forward.api_version, forward.request))
+            return await self._store.replace(taken)
         except ReservationChanged:
             return None
 
-    async def _own(self, record: Reservation, forward: _Forward, ctx: RequestContext) -> Outcome:
-        """Holding the reservation: call Graph, then record the result, release the key, or hold it."""
-        budget = record.lease_left(self._clock()) - self._config.grace_seconds
+    def _lease_left(self, turn: _Turn) -> float:
+        """Seconds left of this request's lease, measured from before its write was sent (no other clock)."""
+        sent = turn.leased_at or self._clock()
+        return self._config.lease.total_seconds() - (self._clock() - sent).total_seconds()
+
+    async def _own(
+        self,
+        record: Reservation,
+        forward: _Forward,
+        ctx: RequestContext,
+        turn: _Turn,
+        restore: Reservation | None = None,
+    ) -> Outcome:
+        """Holding the reservation: call Graph, then record the result, release the key, or hold it.
+        `restore` is the completed record this owner replaced, put back if Graph refuses."""
+        lease_left = self._lease_left(turn)
+        # Never in flight during the lease's last grace, and always room for the completion and its re-read.
+        budget = min(lease_left - self._config.grace_seconds, self._left(turn) - 2 * self._config.store_seconds)
         if budget < MIN_GRAPH_SECONDS:
             # Acknowledged too late to call Graph inside the lease: let the lease run out untouched.
             raise _unsettled(
-                "The gateway's reservation for this request was confirmed too late to call Graph safely.",
-                record.lease_left(self._clock()),
+                "The gateway's reservation for this request was confirmed too late to call Graph safely.", lease_left
             )
         try:
             result = await self._graph.create_or_get(
@@ -269,24 +320,24 @@ class IdempotencyEngine:
                 deadline_seconds=budget,
             )
         except OutcomeUnknown as exc:
-            self._hold(record, exc)
+            self._hold(record, exc, turn)
             raise
         except GatewayError:
-            await self._release(record)
+            await (self._restore(record, restore) if restore else self._release(record))
             raise
         except Exception as exc:
             unknown = OutcomeUnknown("The gateway failed while calling Graph.")
             log.exception("unexpected failure in the Graph call", extra={"operation_id": record.key.digest})
-            self._hold(record, unknown)
+            self._hold(record, unknown, turn)
             raise unknown from exc
         now, retention = self._clock(), self._config.retention
         await self._complete(record.as_completed(result.status, result.body, result.request_id, now, retention))
         headers = {"graph-request-id": result.request_id} if result.request_id else {}
         return Outcome(result.status, result.body, headers)
 
-    def _hold(self, record: Reservation, exc: OutcomeUnknown) -> None:
+    def _hold(self, record: Reservation, exc: OutcomeUnknown, turn: _Turn) -> None:
         """Keep the key reserved: Graph may still be creating the meeting until the lease ends."""
-        settle_in = record.lease_left(self._clock())
+        settle_in = self._lease_left(turn)
         log.warning(
             "Graph outcome unknown (%s); the key stays reserved for %.0f s",
             exc.reason,
@@ -324,15 +375,27 @@ class IdempotencyEngine:
                 extra={"operation_id": record.key.digest},
             )
 
-    async def _visible(self, digest: str, ctx: RequestContext) -> Reservation:
+    async def _restore(self, record: Reservation, completed: Reservation) -> None:
+        """Graph refused the other version: the key goes back to the meeting it already had."""
+        try:
+            await self._store.replace(replace(completed, etag=record.etag, read_at=None))
+        except StoreError as exc:
+            log.warning(
+                "completed reservation not restored (%s); the next request asks Graph again",
+                type(exc).__name__,
+                extra={"operation_id": record.key.digest},
+            )
+
+    async def _visible(self, digest: str, version: str | None, ctx: RequestContext) -> Reservation:
         """The record behind a status URL, or one 404 for absent, another caller's, and not allowed."""
         record = self._cache.get(digest, self._clock())
-        if record is None and ReservationKey.is_digest(digest):
+        known = ReservationKey.is_digest(digest) and (version is None or version in API_VERSIONS)
+        if record is None and known:
             try:
                 record = await self._store.get_by_digest(digest)
             except RecordUnreadable as exc:  # not named to a poller: that would tell a key exists
                 log.error("status poll of an unreadable reservation: %s", exc)
-        if record is None or not _may_see(record, ctx):
+        if record is None or not known or not _may_see(record, ctx, version or record.api_version):
             raise operation_not_found()
         return record
 
@@ -346,12 +409,16 @@ class IdempotencyEngine:
             "body. A retry must send exactly the same body; to create another meeting, use a new externalId.",
         )
 
-    def _in_progress(self, record: Reservation, ctx: RequestContext) -> Outcome:
+    def _in_progress(self, record: Reservation, version: str, ctx: RequestContext) -> Outcome:
         if ctx.respond_async:
-            return self._accepted(record)
-        retry = retry_after_header(self._retry_after(record))
+            return self._accepted(record, version)
+        raise self._busy(record.key, version, ctx, self._retry_after(record))
+
+    def _busy(self, key: ReservationKey, version: str, ctx: RequestContext, retry_in: float) -> GatewayError:
+        """Past the wait (or out of time for another step): come back after Retry-After."""
+        retry = retry_after_header(retry_in)
         if self._config.in_progress_answer == "conflict":
-            raise GatewayError(
+            return GatewayError(
                 409,
                 "RequestInProgress",
                 "Another request with this externalId for this organizer is still being processed. Send the "
@@ -359,7 +426,7 @@ class IdempotencyEngine:
                 "'Prefer: respond-async' to get a status URL to poll.",
                 headers=retry,
             )
-        raise GatewayError(
+        return GatewayError(
             503,
             "RequestInProgress",
             "Another request with this externalId for this organizer is still being processed and did not "
@@ -368,15 +435,23 @@ class IdempotencyEngine:
             headers=retry,
         )
 
-    def _accepted(self, record: Reservation) -> Outcome:
+    def _accepted(self, record: Reservation, version: str) -> Outcome:
+        # The status URL names the caller's version: it answers the meeting in that version's shape.
         return Outcome(
             202,
             b'{"status":"inProgress"}',
-            {"Location": f"/operations/{record.key.digest}", **retry_after_header(self._retry_after(record))},
+            {
+                "Location": f"/operations/{record.key.digest}_{version}",
+                **retry_after_header(self._retry_after(record)),
+            },
         )
 
     def _retry_after(self, record: Reservation) -> float:
-        return min(_IN_PROGRESS_RETRY_MAX_SECONDS, max(1.0, record.lease_left(self._clock())))
+        return min(_IN_PROGRESS_RETRY_MAX_SECONDS, max(1.0, record.lease_left(record.judged_at(self._clock()))))
+
+
+def _other_version(record: Reservation, version: str) -> bool:
+    return record.state is State.COMPLETED and record.api_version != version
 
 
 def _stored(record: Reservation) -> Outcome:
@@ -390,9 +465,13 @@ def _held_by(record: Reservation, owner: str) -> bool:
     return record.state is State.IN_PROGRESS and record.owner == owner
 
 
-def _may_see(record: Reservation, ctx: RequestContext) -> bool:
+def _may_see(record: Reservation, ctx: RequestContext, version: str) -> bool:
     mine = record.caller == ctx.caller or ctx.read_others
-    return mine and ctx.allows(record.key.organizer_id, record.api_version)
+    return (
+        mine
+        and ctx.allows(record.key.organizer_id, record.api_version)
+        and ctx.allows(record.key.organizer_id, version)
+    )
 
 
 def _check_caller(record: Reservation, ctx: RequestContext) -> None:
@@ -412,10 +491,6 @@ def operation_not_found() -> GatewayError:
         "No such operation. It may have failed (the original request got the error) or expired; "
         "send the createOrGet request again.",
     )
-
-
-def _owner() -> str:
-    return uuid.uuid4().hex
 
 
 def _unreadable(exc: RecordUnreadable) -> GatewayError:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
@@ -31,6 +33,8 @@ T = TypeVar("T")
 # Table Storage caps a binary property at 64 KiB; larger compressed bodies span numbered properties.
 _CHUNK = 64 * 1024
 _MAX_CHUNKS = 14
+# No lease the settings accept is longer (RESERVATION_LEASE_SECONDS); a larger stored value is damage.
+_MAX_LEASE_SECONDS = 3600.0
 
 
 class TableReservationStore:
@@ -70,11 +74,20 @@ class TableReservationStore:
         return await self.get_by_digest(key.digest)
 
     async def get_by_digest(self, digest: str) -> Reservation | None:
+        dates: list[str] = []
         try:
-            entity = await self._call(self._table.get_entity(digest, ROW_KEY))
+            entity = await self._call(self._table.get_entity(digest, ROW_KEY, raw_response_hook=_date_of(dates)))
         except ResourceNotFoundError:
             return None
-        return _from_entity(entity)
+        return _from_entity(entity, _server_time(dates))
+
+    async def entity(self, key: ReservationKey) -> dict[str, Any] | None:
+        """The stored properties as they are, for an operator looking at a record that cannot be read."""
+        try:
+            entity = await self._call(self._table.get_entity(key.digest, ROW_KEY))
+        except ResourceNotFoundError:
+            return None
+        return dict(entity)
 
     async def replace(self, record: Reservation) -> Reservation:
         try:
@@ -165,7 +178,26 @@ def _error_code(exc: HttpResponseError) -> str | None:
 
 
 def _with_etag(record: Reservation, meta: Mapping[str, Any]) -> Reservation:
-    return replace(record, etag=meta["etag"])
+    return replace(record, etag=meta["etag"], read_at=None)
+
+
+def _date_of(dates: list[str]) -> Callable[[Any], None]:
+    """A response hook that keeps each answer's Date header: storage's clock at the read."""
+
+    def hook(response: Any) -> None:
+        date = response.http_response.headers.get("Date")
+        if date:
+            dates.append(date)
+
+    return hook
+
+
+def _server_time(dates: list[str]) -> datetime | None:
+    # HTTP dates have whole seconds, rounded down: never later than storage's time of the read.
+    try:
+        return parsedate_to_datetime(dates[-1]) if dates else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _to_entity(record: Reservation) -> dict[str, Any]:
@@ -180,7 +212,8 @@ def _to_entity(record: Reservation) -> dict[str, Any]:
         "Caller": record.caller,
         "CreatedAt": record.created_at,
         "Owner": record.owner,
-        "LeaseUntil": record.lease_until,
+        "LeaseUntil": record.lease_until,  # this instance's estimate: for the purge query, the CLI, old versions
+        "LeaseSeconds": record.lease_seconds,
         "Status": record.status,
         "GraphRequestId": record.graph_request_id,
         "CompletedAt": record.completed_at,
@@ -201,16 +234,25 @@ def _chunked(name: str, data: bytes | None) -> dict[str, bytes]:
 
 
 def _unchunked(entity: Any, name: str) -> bytes | None:
-    blob = b"".join(entity[f"{name}{i}"] for i in range(_MAX_CHUNKS) if f"{name}{i}" in entity)
-    return decompress(blob) if blob else None
+    chunks = [entity[f"{name}{i}"] for i in range(_MAX_CHUNKS) if f"{name}{i}" in entity]
+    if not all(isinstance(chunk, bytes) for chunk in chunks):
+        raise CorruptRecord(f"{name} is not binary")
+    blob = b"".join(chunks)
+    if not blob:
+        return None
+    data = decompress(blob)
+    if not isinstance(json.loads(data), dict):
+        raise CorruptRecord(f"{name} is not a JSON object")
+    return data
 
 
-def _from_entity(entity: Any) -> Reservation:
+def _from_entity(entity: Any, read_at: datetime | None = None) -> Reservation:
+    """The record, or `RecordUnreadable` for any shape the gateway did not write (every field is checked)."""
     try:
-        return _reservation(entity)
-    except (CorruptRecord, KeyError, ValueError, zlib.error) as exc:
+        return _reservation(entity, read_at)
+    except (CorruptRecord, KeyError, ValueError, TypeError, AttributeError, OverflowError, zlib.error) as exc:
         raise RecordUnreadable(
-            f"reservation {entity.get('PartitionKey')} is unreadable ({type(exc).__name__})"
+            f"reservation {entity.get('PartitionKey')} is unreadable ({type(exc).__name__}: {exc})"
         ) from exc
 
 
@@ -223,21 +265,71 @@ def _readable(entity: Any) -> Reservation | None:
         return None
 
 
-def _reservation(entity: Any) -> Reservation:
+def _reservation(entity: Any, read_at: datetime | None) -> Reservation:
+    lease_seconds = _number(entity, "LeaseSeconds")
+    lease_until = _instant(entity, "LeaseUntil")
+    if lease_seconds is not None:
+        # The lease ends `lease_seconds` after storage wrote the entity, by storage's own clock.
+        written_at = entity.metadata["timestamp"]
+        if not isinstance(written_at, datetime):
+            raise CorruptRecord("the entity has no Timestamp")
+        lease_until = written_at + timedelta(seconds=lease_seconds)
     return Reservation(
-        key=ReservationKey(entity["OrganizerId"], entity["ExternalId"]),
-        fingerprint=entity["Fingerprint"],
-        state=State(entity["State"]),
-        api_version=entity["ApiVersion"],
-        caller=entity["Caller"],
-        created_at=entity["CreatedAt"],
-        owner=entity.get("Owner"),
-        lease_until=entity.get("LeaseUntil"),
+        key=ReservationKey(_text(entity, "OrganizerId"), _text(entity, "ExternalId")),
+        fingerprint=_text(entity, "Fingerprint"),
+        state=State(_text(entity, "State")),
+        api_version=_text(entity, "ApiVersion"),
+        caller=_text(entity, "Caller"),
+        created_at=_required(_instant(entity, "CreatedAt"), "CreatedAt"),
+        owner=_optional_text(entity, "Owner"),
+        lease_until=lease_until,
         request=_unchunked(entity, "Request"),
-        status=entity.get("Status"),
+        status=_integer(entity, "Status"),
         body=_unchunked(entity, "Body"),
-        graph_request_id=entity.get("GraphRequestId"),
-        completed_at=entity.get("CompletedAt"),
-        expires_at=entity.get("ExpiresAt"),
+        graph_request_id=_optional_text(entity, "GraphRequestId"),
+        completed_at=_instant(entity, "CompletedAt"),
+        expires_at=_instant(entity, "ExpiresAt"),
         etag=entity.metadata["etag"],
+        lease_seconds=lease_seconds,
+        read_at=read_at,
     )
+
+
+def _required(value: T | None, name: str) -> T:
+    if value is None:
+        raise CorruptRecord(f"{name} is missing")
+    return value
+
+
+def _text(entity: Any, name: str) -> str:
+    return _required(_optional_text(entity, name), name)
+
+
+def _optional_text(entity: Any, name: str) -> str | None:
+    value = entity.get(name)
+    if value is not None and not isinstance(value, str):
+        raise CorruptRecord(f"{name} is not a string")
+    return value
+
+
+def _instant(entity: Any, name: str) -> datetime | None:
+    value = entity.get(name)
+    if value is not None and not (isinstance(value, datetime) and value.tzinfo is not None):
+        raise CorruptRecord(f"{name} is not a date and time")
+    return value
+
+
+def _integer(entity: Any, name: str) -> int | None:
+    value = entity.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise CorruptRecord(f"{name} is not an integer")
+    return value
+
+
+def _number(entity: Any, name: str) -> float | None:
+    value = entity.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= _MAX_LEASE_SECONDS:
+        raise CorruptRecord(f"{name} is not a number of seconds in range")
+    return float(value)
