@@ -129,10 +129,22 @@ async def _release(store: TableReservationStore, record: Reservation, *, force: 
 async def _unreadable(store: TableReservationStore, key: ReservationKey, exc: RecordUnreadable, *, remove: bool) -> int:
     if not remove:
         print(f"{exc}; 'release --force' removes it", file=sys.stderr)
+        entity = await store.entity(key)
+        if entity is not None:
+            print(json.dumps({"operationId": key.digest, "unreadable": str(exc), "stored": _raw(entity)}, indent=2))
         return 1
     await store.remove(key)
     print("removed the unreadable reservation")
     return 0
+
+
+def _raw(entity: dict[str, Any]) -> dict[str, str]:
+    """Each stored property with its type, binary ones by length only, for a look at what is damaged."""
+    shown = {}
+    for name, value in sorted(entity.items()):
+        text = f"<{len(value)} bytes>" if isinstance(value, bytes) else repr(value)
+        shown[name] = f"{type(value).__name__}: {text[:80]}"
+    return shown
 
 
 def _describe(record: Reservation) -> dict[str, Any]:
