@@ -14,8 +14,9 @@ import pytest
 from meetings_core.errors import GatewayError
 from meetings_core.graph.errors import OutcomeUnknown
 from meetings_core.idempotency.engine import RequestContext
-from meetings_core.idempotency.records import State
-from tests.rules_rig import CTX, DEADLINE, GRACE, LEASE, OTHER_ORGANIZER, call, key, meeting, rig
+from meetings_core.idempotency.records import Reservation, State
+from meetings_core.idempotency.store import ReservationExists
+from tests.rules_rig import CTX, DEADLINE, GRACE, LEASE, OTHER_ORGANIZER, T0, call, key, meeting, rig
 
 OTHER_CALLER = RequestContext(caller="hmac:partner-b", client_request_id="c-2")
 
@@ -271,3 +272,34 @@ async def test_a_status_poll_never_shows_a_record_the_caller_may_not_see(ctx: Re
         await r.engine.status(key().digest, ctx)
     assert hidden.value.status == 404
     assert (await r.engine.status(key().digest, CTX)).status == 201
+
+
+# --- the owner's own writes and timing ---
+
+
+async def test_an_owner_confirmed_too_late_never_calls_graph():
+    r = rig()
+
+    def slow_ack(operation: str, record: Reservation) -> None:
+        if operation == "insert":
+            r.clock.advance(LEASE - GRACE - 0.5)  # less than a second of the lease would be left for Graph
+
+    r.store.after = slow_ack
+    with pytest.raises(GatewayError) as late:
+        await r.engine.create_or_get(call(), CTX)
+    assert late.value.status == 503
+    assert r.graph.calls == []
+
+
+async def test_a_request_recognises_its_own_insert_reported_as_a_conflict():
+    """The SDK retried an insert that had committed: the request owns the key and calls Graph at once."""
+    r = rig()
+
+    def retried(operation: str, record: Reservation) -> None:
+        if operation == "insert":
+            r.store.after = None
+            raise ReservationExists(record.key)
+
+    r.store.after = retried
+    assert (await r.engine.create_or_get(call(), CTX)).status == 201
+    assert [c["at"] for c in r.graph.calls] == [T0]
