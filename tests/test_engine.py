@@ -82,12 +82,21 @@ class Rig:
     store: MemoryStore
     graph: FakeGraph
     engine: IdempotencyEngine
+    config: EngineConfig
+
+    def rebuild(self, cache_size: int = 100, graph: Any = None, sleep: Any = None) -> None:
+        """The same store and clock behind a new engine: another cache, Graph or sleep."""
+        self.engine = IdempotencyEngine(
+            self.store, graph or self.graph, self.config, CompletedCache(cache_size), clock=self.clock,
+            sleep=sleep or self.clock.sleep,
+        )  # fmt: skip
 
 
 def rig(answer: str = "retry", cache_size: int = 100, lease: float = LEASE) -> Rig:
     clock = Clock()
     store = MemoryStore()
     graph = FakeGraph(clock)
+    graph_deadline_cap(graph)
     config = EngineConfig(
         lease=timedelta(seconds=lease),
         duplicate_wait_seconds=WAIT,
@@ -96,13 +105,11 @@ def rig(answer: str = "retry", cache_size: int = 100, lease: float = LEASE) -> R
         in_progress_answer=answer,  # type: ignore[arg-type]
     )
     engine = IdempotencyEngine(store, graph, config, CompletedCache(cache_size), clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
-    graph_deadline_cap(engine)
-    return Rig(clock, store, graph, engine)
+    return Rig(clock, store, graph, engine, config)
 
 
-def graph_deadline_cap(engine: IdempotencyEngine) -> None:
+def graph_deadline_cap(fake: FakeGraph) -> None:
     """The real client caps every budget at GRAPH_DEADLINE_SECONDS; the fake does it here."""
-    fake: FakeGraph = engine._graph  # type: ignore[assignment]
     original = fake.create_or_get
 
     async def capped(*args: Any, deadline_seconds: float | None = None, **kwargs: Any) -> GraphResult:
@@ -370,7 +377,7 @@ async def test_a_status_poll_of_a_live_lease_is_202_without_graph():
 async def test_status_is_the_same_404_for_absent_foreign_and_disallowed(ctx: RequestContext):
     r = rig()
     await r.engine.create_or_get(call(), CTX)
-    r.engine._cache = CompletedCache(0)
+    r.rebuild(cache_size=0)
     with pytest.raises(GatewayError) as foreign:
         await r.engine.status(key().digest, ctx)
     with pytest.raises(GatewayError) as absent:
@@ -407,7 +414,7 @@ async def test_a_record_with_the_legacy_fingerprint_still_replays(cache_variant:
     await r.engine.create_or_get(call(), CTX)
     legacy = replace(stored(r), fingerprint=call().legacy_fingerprint)
     r.store.records[key().digest] = legacy
-    r.engine._cache = CompletedCache(cache_variant)
+    r.rebuild(cache_size=cache_variant)
     assert (await r.engine.create_or_get(call(), CTX)).status == 200
     with pytest.raises(GatewayError) as changed:
         await r.engine.create_or_get(call(subject="other"), CTX)

@@ -16,11 +16,12 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from meetings_core import cli
+from meetings_core.idempotency.entities import to_entity
 from meetings_core.idempotency.keys import ReservationKey
 from meetings_core.idempotency.purge import purge
 from meetings_core.idempotency.records import Reservation, State
 from meetings_core.idempotency.store import RecordUnreadable
-from meetings_core.idempotency.table_store import TableReservationStore, _to_entity
+from meetings_core.idempotency.table_store import TableReservationStore
 from tests.stackutil import ORGANIZER, Stack, body_for, create_url
 
 pytestmark = pytest.mark.integration
@@ -60,7 +61,7 @@ def _valid(key: ReservationKey, state: State) -> dict[str, Any]:
         status=201 if completed else None, body=b'{"id": "m"}' if completed else None,
         expires_at=NOW - timedelta(days=1) if completed else None,
     )  # fmt: skip
-    return _to_entity(record)
+    return to_entity(record)
 
 
 def _damaged(key: ReservationKey, name: str) -> dict[str, Any]:

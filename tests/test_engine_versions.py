@@ -63,14 +63,13 @@ class _SlowGraph:
 async def test_concurrent_callers_in_the_other_version_make_one_graph_call_at_a_time():
     r = rig(cache_size=0)
     graph = _SlowGraph()
-    r.engine._graph = graph  # type: ignore[assignment]
-    assert (await r.engine.create_or_get(call("v1.0"), CTX)).status == 201
 
     async def yielding_sleep(seconds: float) -> None:
         r.clock.advance(seconds)
         await asyncio.sleep(0)
 
-    r.engine._sleep = yielding_sleep
+    r.rebuild(cache_size=0, graph=graph, sleep=yielding_sleep)
+    assert (await r.engine.create_or_get(call("v1.0"), CTX)).status == 201
     answers = await asyncio.gather(*(r.engine.create_or_get(call("beta"), CTX) for _ in range(3)))
     assert [a.status for a in answers] == [200, 200, 200]
     assert all(b"/beta/" in a.body for a in answers)
@@ -87,7 +86,7 @@ async def test_an_asynchronous_duplicate_gets_a_status_url_in_its_own_version():
     assert location == f"/operations/{key().digest}_beta"
     assert r.graph.calls == []
     # The v1.0 owner finishes; the beta caller's poll answers in beta (asking Graph once, under the key).
-    done = stored(r).as_completed(201, _meeting(201, "v1.0").body, "g-1", r.clock(), r.engine._config.retention)
+    done = stored(r).as_completed(201, _meeting(201, "v1.0").body, "g-1", r.clock(), r.config.retention)
     r.store._commit(done)
     r.graph.script = [_meeting(200, "beta")]
     polled = await r.engine.status(location.removeprefix("/operations/"), CTX)
