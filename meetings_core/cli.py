@@ -110,6 +110,7 @@ async def _release(store: TableReservationStore, record: Reservation, *, force: 
     if record.state is State.COMPLETED and not force:
         print("the reservation is completed (a meeting exists); pass --force to delete it anyway", file=sys.stderr)
         return 1
+    now = record.judged_at(now)  # storage's clock at the read, as the gateway judges leases
     if record.state is State.IN_PROGRESS and not record.lease_ended(now) and not force:
         print(
             f"its lease is live for {record.lease_left(now):.0f} s more: an owner may still be calling Graph, and "

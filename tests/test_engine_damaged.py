@@ -4,9 +4,13 @@ the purge logs and skips it and carries on with the page, `cli show` shows it an
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import os
 import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -129,3 +133,20 @@ async def test_the_purge_skips_damaged_records_and_carries_on_with_the_page(
         assert "skipping an unreadable reservation" in caplog.text
         for key in keys:
             await store.remove(key)
+
+
+def test_a_completed_entity_drops_the_kept_request_before_it_outgrows_an_entity():
+    """Table Storage holds 1 MiB per entity: the meeting's body comes first, the request only if both fit."""
+    key = ReservationKey(ORGANIZER.lower(), "big")
+    # Random base64 deflates to about three quarters: 13 chunks of body, 2 of request, 15 > 14.
+    big_body = json.dumps({"id": "m", "padding": base64.b64encode(os.urandom(820_000)).decode()}).encode()
+    request = json.dumps({"externalId": "x", "padding": base64.b64encode(os.urandom(100_000)).decode()}).encode()
+    small = Reservation(
+        key=key, fingerprint="f", state=State.COMPLETED, api_version="v1.0", caller="c", created_at=NOW,
+        owner="o", request=request, status=201, body=b'{"id": "m"}', expires_at=NOW,
+    )  # fmt: skip
+    assert any(name.startswith("Request") for name in to_entity(small))
+    large = replace(small, body=big_body)
+    entity = to_entity(large)
+    assert not any(name.startswith("Request") for name in entity)
+    assert sum(name.startswith("Body") for name in entity) <= 14
