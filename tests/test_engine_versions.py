@@ -7,11 +7,14 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+import httpx
 import pytest
 
 from meetings_core.errors import GatewayError
 from meetings_core.graph.client import GraphResult
+from meetings_core.idempotency.keys import ReservationKey
 from meetings_core.idempotency.records import State
+from tests.stackutil import ORGANIZER, Stack, body_for, create_url
 from tests.test_engine import CTX, LEASE, _meeting, call, key, rig, seed_in_progress, stored
 
 
@@ -121,3 +124,28 @@ async def test_a_status_url_in_a_version_the_caller_may_not_use_is_not_found():
         await r.engine.status(f"{key().digest}_beta", v1_only)
     assert raised.value.status == 404
     assert len(r.graph.calls) == 1
+
+
+@pytest.mark.integration
+async def test_a_beta_asynchronous_duplicate_polls_its_signed_status_url_into_the_beta_shape(stack: Stack):
+    """End to end: the v1.0 owner is slow; a beta duplicate with respond-async gets 202 at once, and its
+    signed Location answers the same meeting in beta (on the old engine: v1.0's shape)."""
+    await stack.graph_config(latency_ms=1500, slow_calls=1)
+    body = body_for()
+    async with httpx.AsyncClient(timeout=30) as client:
+        owner = asyncio.create_task(client.post(create_url(stack.gateway, "v1.0"), json=body))
+        await stack.wait_for_record(ReservationKey(ORGANIZER.lower(), body["externalId"]))
+        accepted = await client.post(create_url(stack.gateway, "beta"), json=body, headers={"Prefer": "respond-async"})
+        assert accepted.status_code == 202, accepted.text
+        location = accepted.headers["location"]
+        created = await owner
+        for _ in range(40):
+            polled = await client.get(location)
+            if polled.status_code != 202:
+                break
+            await asyncio.sleep(0.25)
+    assert created.status_code == 201
+    assert polled.status_code == 200, polled.text
+    assert "/beta/" in polled.json()["@odata.context"]
+    assert polled.json()["id"] == created.json()["id"]
+    assert (await stack.graph_stats())["calls_by_version"] == {"v1.0": 1, "beta": 1}
