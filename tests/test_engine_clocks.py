@@ -107,3 +107,13 @@ async def _meeting_ids(graph: str) -> dict[str, str]:
         answer = await client.get(f"{graph}/_emulator/meetings")
         answer.raise_for_status()
         return dict(json.loads(answer.text))
+
+
+def test_the_engine_clock_follows_the_monotonic_clock_not_the_wall_clock(monkeypatch: pytest.MonkeyPatch):
+    """An NTP step of the wall clock cannot stretch an owner's lease: the engine's UTC advances with
+    time.monotonic only."""
+    from meetings_core.idempotency import context
+
+    monkeypatch.setattr(context.time, "monotonic", lambda: context._MONOTONIC_ANCHOR + 5.0)
+    monkeypatch.setattr(context.time, "time", lambda: 0.0)  # a wall clock stepped back to 1970
+    assert context.utcnow() == context._WALL_ANCHOR + timedelta(seconds=5)
