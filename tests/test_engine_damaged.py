@@ -86,9 +86,7 @@ async def _cli(stack: Stack, capsys: pytest.CaptureFixture[str], *args: str) -> 
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
-async def test_a_damaged_record_is_unreadable_everywhere(
-    stack: Stack, damage: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
-):
+async def test_a_damaged_record_is_unreadable_everywhere(stack: Stack, damage: str, capsys: pytest.CaptureFixture[str]):
     body = body_for()
     key = ReservationKey(ORGANIZER.lower(), body["externalId"])
     async with TableClient.from_connection_string(stack.tables, "meetingreservations") as table:
