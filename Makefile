@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 7071
 WORKERS ?= 2
 
-.PHONY: run gateway test lint venv azurite bench soak fuzz-long clean
+.PHONY: run gateway test lint venv azurite faketime bench soak fuzz-long clean
 
 run: venv azurite
 	$(BIN)/python -m devstack
@@ -16,7 +16,7 @@ gateway: venv
 	@LOCAL_DEVELOPMENT=$${LOCAL_DEVELOPMENT:-true} $(BIN)/python -m meetings_core.settings
 	LOCAL_DEVELOPMENT=$${LOCAL_DEVELOPMENT:-true} $(BIN)/python -m uvicorn meetings_core.http.app:create_app --factory --host 127.0.0.1 --port $(PORT) --workers $(WORKERS)
 
-test: venv azurite lint
+test: venv azurite faketime lint
 	$(BIN)/pytest
 
 lint: venv
@@ -32,6 +32,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+# The skewed-clock test (tests/test_engine_clocks.py) runs one gateway under libfaketime (Debian package faketime).
+faketime:
+	@command -v faketime >/dev/null || { \
+	  echo "Installing the Debian package faketime (libfaketime) for the skewed-clock test..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q faketime; } >/dev/null || { \
+	    echo "Could not install faketime: run 'apt-get install faketime' (Debian/Ubuntu) and make test again"; exit 1; }; }
 
 azurite: node_modules/azurite/dist/src/table/main.js
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -167,10 +168,28 @@ def start_graph(port: int, identity_url: str, log_dir: Path) -> Process:
     return start("graph-emulator", args, port, log_dir)
 
 
-def start_gateway(port: int, env: Mapping[str, str], log_dir: Path, workers: int = 1, name: str = "gateway") -> Process:
+def start_gateway(
+    port: int,
+    env: Mapping[str, str],
+    log_dir: Path,
+    workers: int = 1,
+    name: str = "gateway",
+    clock_offset: str | None = None,
+) -> Process:
+    """The gateway under uvicorn; `clock_offset` (libfaketime's "+8" or "-3.5", seconds) skews its clock."""
     args = [sys.executable, "-m", "uvicorn", "meetings_core.http.app:create_app", "--factory",
             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log"]  # fmt: skip
+    if clock_offset is not None:
+        args = [*faketime(), "-f", clock_offset, *args]
     return start(name, args, port, log_dir, env=env)
+
+
+def faketime() -> list[str]:
+    """The `faketime` command (Debian package faketime, libfaketime), or a StackError saying how to get it."""
+    found = shutil.which("faketime")
+    if found is None:
+        raise StackError("faketime is not installed: apt-get install faketime (make test installs it)")
+    return [found]
 
 
 @dataclass
@@ -218,9 +237,16 @@ class LocalStack:
             **(overrides or {}),
         }
 
-    def add_gateway(self, port: int | None = None, workers: int = 1, env: Mapping[str, str] | None = None) -> Process:
+    def add_gateway(
+        self,
+        port: int | None = None,
+        workers: int = 1,
+        env: Mapping[str, str] | None = None,
+        clock_offset: str | None = None,
+    ) -> Process:
         name = f"gateway-{len(self.gateways) + 1}"
-        process = start_gateway(port or free_port(), self.gateway_env(env), self.log_dir, workers, name)
+        env = self.gateway_env(env)
+        process = start_gateway(port or free_port(), env, self.log_dir, workers, name, clock_offset)
         self.gateways.append(process)
         return process
 

@@ -117,6 +117,7 @@ async def _release(store: TableReservationStore, record: Reservation, *, force: 
     if record.state is State.COMPLETED and not force:
         print("the reservation is completed (a meeting exists); pass --force to delete it anyway", file=sys.stderr)
         return 1
+    now = record.judged_at(now)  # storage's clock at the read, as the gateway judges leases
     if record.state is State.IN_PROGRESS and not record.lease_ended(now) and not force:
         print(
             f"its lease is live for {record.lease_left(now):.0f} s more: an owner may still be calling Graph, and "
@@ -136,10 +137,22 @@ async def _release(store: TableReservationStore, record: Reservation, *, force: 
 async def _unreadable(store: TableReservationStore, key: ReservationKey, exc: RecordUnreadable, *, remove: bool) -> int:
     if not remove:
         print(f"{exc}; 'release --force' removes it", file=sys.stderr)
+        entity = await store.entity(key)
+        if entity is not None:
+            print(json.dumps({"operationId": key.digest, "unreadable": str(exc), "stored": _raw(entity)}, indent=2))
         return 1
     await store.remove(key)
     print("removed the unreadable reservation")
     return 0
+
+
+def _raw(entity: dict[str, Any]) -> dict[str, str]:
+    """Each stored property with its type, binary ones by length only, for a look at what is damaged."""
+    shown = {}
+    for name, value in sorted(entity.items()):
+        text = f"<{len(value)} bytes>" if isinstance(value, bytes) else repr(value)
+        shown[name] = f"{type(value).__name__}: {text[:80]}"
+    return shown
 
 
 def _describe(record: Reservation) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from .http.status_url import StatusUrlKey, StatusUrlSigner
 from .idempotency.cache import CompletedCache
 from .idempotency.engine import EngineConfig, IdempotencyEngine
 from .idempotency.table_store import TableReservationStore
-from .settings import Settings
+from .settings import ANSWER_LIMIT_SECONDS, Settings
 from .telemetry.store import MeteredStore
 
 
@@ -87,6 +87,9 @@ async def build_services(settings: Settings) -> Services:
         grace_seconds=settings.graph_grace_seconds,
         return_existing_on_mismatch=settings.on_payload_mismatch == "return-existing",
         in_progress_answer=settings.in_progress_answer,
+        answer_seconds=ANSWER_LIMIT_SECONDS,
+        store_seconds=settings.store_timeout_seconds,
+        graph_deadline_seconds=settings.graph_deadline_seconds,
     )
     engine = IdempotencyEngine(MeteredStore(store), graph, config, CompletedCache(settings.replay_cache_size))
     auth_http = httpx.AsyncClient(timeout=5.0)

@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .auth.policy import CallerRule
-from .idempotency.table_store import STORED_BYTES_LIMIT, largest_storable_body
+from .idempotency.entities import STORED_BYTES_LIMIT, largest_storable_body
 
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 _HTTP_URL = re.compile(r"https?://[^/\s]+(/\S*)?")
@@ -25,6 +25,12 @@ MIN_PARTNER_SECRET_LENGTH = 32
 MIN_GRACE_SECONDS = 15
 # Power Automate's HTTP action and connectors give up on a request after this long.
 CALLER_LIMIT_SECONDS = 120
+# The engine's deadline for every answer (checked before each step), leaving room for the HTTP layer.
+ANSWER_LIMIT_SECONDS = CALLER_LIMIT_SECONDS - 10
+# The least GRAPH_DEADLINE_SECONDS outside local development: a token and a createOrGet take seconds.
+MIN_DEADLINE_SECONDS = 5
+# The longest lease: a crashed owner blocks its key at most this long (a longer one would hold it for days).
+MAX_LEASE_SECONDS = 300
 
 
 class SettingsError(RuntimeError):
@@ -39,8 +45,9 @@ class Settings(BaseSettings):
 
     graph_base_url: str = "https://graph.microsoft.com"
     graph_scope: str = "https://graph.microsoft.com/.default"
-    graph_deadline_seconds: float = Field(default=30.0, gt=0, le=110)
-    graph_grace_seconds: float = Field(default=15.0, gt=0)
+    # At least 1 s: an owner never calls Graph with less (engine MIN_GRAPH_SECONDS).
+    graph_deadline_seconds: float = Field(default=30.0, ge=1, le=110)
+    graph_grace_seconds: float = Field(default=15.0, gt=0, le=120)
 
     tables_connection_string: SecretStr | None = None
     tables_endpoint: str | None = None
@@ -49,7 +56,7 @@ class Settings(BaseSettings):
 
     azure_client_id: str | None = None
 
-    reservation_lease_seconds: float = Field(default=45.0, gt=0)
+    reservation_lease_seconds: float = Field(default=45.0, gt=0, le=MAX_LEASE_SECONDS)
     duplicate_wait_seconds: float = Field(default=50.0, ge=0, le=110)
     in_progress_answer: Literal["retry", "conflict"] = "retry"
     retention_days: int = Field(default=30, ge=1, le=3650)
@@ -100,8 +107,10 @@ class Settings(BaseSettings):
 
     @property
     def longest_answer_seconds(self) -> float:
-        """The most a createOrGet can take: the duplicate wait, a takeover's Graph call and five store calls
-        (the last poll, the takeover, its re-read, the completion, its re-read)."""
+        """How long a duplicate that waited the whole wait needs to take over: the wait, the last poll, and an
+        owner's step (its write and re-read, Graph's deadline, the completion and its re-read). The engine
+        refuses a step that would end after ANSWER_LIMIT_SECONDS whatever the settings; this makes sure a
+        takeover at the end of the wait still fits."""
         return self.duplicate_wait_seconds + self.graph_deadline_seconds + 5 * self.store_timeout_seconds
 
     @property
@@ -165,16 +174,21 @@ class Settings(BaseSettings):
                 f"GRAPH_GRACE_SECONDS below {MIN_GRACE_SECONDS} s is allowed only with LOCAL_DEVELOPMENT=true: it is "
                 "the time Graph keeps to finish a call the gateway gave up on, and the room for clock skew"
             )
+        if self.graph_deadline_seconds < MIN_DEADLINE_SECONDS and not self.local_development:
+            raise ValueError(
+                f"GRAPH_DEADLINE_SECONDS below {MIN_DEADLINE_SECONDS} s is allowed only with LOCAL_DEVELOPMENT=true: "
+                "a token and a createOrGet often take seconds, and a call cut short is an unknown outcome"
+            )
         if self.reservation_lease_seconds < self.graph_deadline_seconds + self.graph_grace_seconds:
             raise ValueError(
                 "RESERVATION_LEASE_SECONDS must be at least GRAPH_DEADLINE_SECONDS + GRAPH_GRACE_SECONDS, "
                 "so that Graph has finished any call the gateway gave up on before another may start"
             )
-        if self.longest_answer_seconds > CALLER_LIMIT_SECONDS - 10:
+        if self.longest_answer_seconds > ANSWER_LIMIT_SECONDS:
             raise ValueError(
                 f"DUPLICATE_WAIT_SECONDS + GRAPH_DEADLINE_SECONDS + 5 x STORE_TIMEOUT_SECONDS is "
-                f"{self.longest_answer_seconds:g} s: it must stay under {CALLER_LIMIT_SECONDS - 10} s so every "
-                f"caller is answered within Power Automate's {CALLER_LIMIT_SECONDS} s limit"
+                f"{self.longest_answer_seconds:g} s: it must stay under {ANSWER_LIMIT_SECONDS} s so a duplicate "
+                f"that waited can still take over and answer within Power Automate's {CALLER_LIMIT_SECONDS} s limit"
             )
         if "entra" in self.auth_modes and not (self.entra_tenant_id and self.entra_audience):
             raise ValueError("CALLER_AUTH includes entra: set ENTRA_TENANT_ID and ENTRA_AUDIENCE")

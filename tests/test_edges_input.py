@@ -33,8 +33,8 @@ from meetings_core.errors import GatewayError
 from meetings_core.http.app import create_app
 from meetings_core.http.body import DRAIN_BYTES
 from meetings_core.http.responses import error_response
+from meetings_core.idempotency.entities import STORED_BYTES_LIMIT, _deflate_bound, largest_storable_body
 from meetings_core.idempotency.records import compress
-from meetings_core.idempotency.table_store import STORED_BYTES_LIMIT, _deflate_bound, largest_storable_body
 from meetings_core.settings import Settings
 from tests.stackutil import Stack, body_for, create_url
 

@@ -15,6 +15,7 @@ BASE = {"TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true", "LOCAL_DEVELOP
 SECRET = "a-partner-secret-of-32-characters!"
 POLICY = '{"hmac:acme": {"organizers": ["*"]}}'
 ENTRA = {"ENTRA_TENANT_ID": "t", "ENTRA_AUDIENCE": "api://x"}
+HOSTED = {"LOCAL_DEVELOPMENT": "false", "FUNCTIONS_WORKER_RUNTIME": "python"}
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,13 @@ ENTRA = {"ENTRA_TENANT_ID": "t", "ENTRA_AUDIENCE": "api://x"}
         ({"MAX_BODY_BYTES": str(4 * 1024 * 1024)}, "MAX_BODY_BYTES: Value error, must be at most 917187 bytes"),
         ({"MAX_BODY_BYTES": "917188"}, "MAX_BODY_BYTES"),
         ({"BODY_TIMEOUT_SECONDS": "0"}, "BODY_TIMEOUT_SECONDS"),
+        # Issue 19 item 2: bounds that keep the lease and the answer-time rules meaningful.
+        ({"RESERVATION_LEASE_SECONDS": "1e12"}, "RESERVATION_LEASE_SECONDS"),
+        ({"RESERVATION_LEASE_SECONDS": "1e9"}, "RESERVATION_LEASE_SECONDS"),
+        ({"RESERVATION_LEASE_SECONDS": "301"}, "RESERVATION_LEASE_SECONDS"),
+        ({"GRAPH_DEADLINE_SECONDS": "0.5"}, "GRAPH_DEADLINE_SECONDS"),
+        ({**HOSTED, "GRAPH_DEADLINE_SECONDS": "2"}, "GRAPH_DEADLINE_SECONDS below 5"),
+        ({"GRAPH_GRACE_SECONDS": "1e6", "RESERVATION_LEASE_SECONDS": "300"}, "GRAPH_GRACE_SECONDS"),
     ],
 )
 def test_bad_settings_are_named(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], names: str):

@@ -27,6 +27,7 @@ class Reservation:
 
     `owner` is the token of the request that last held the key (kept after completion, so a request
     recognises its own write); `request` is the Graph request body, so any reader can finish the call.
+    Read from Table Storage, `lease_until` and `read_at` are on storage's clock (docs/IDEMPOTENCY.md, clocks).
     """
 
     key: ReservationKey
@@ -44,12 +45,20 @@ class Reservation:
     completed_at: datetime | None = None
     expires_at: datetime | None = None
     etag: str | None = None
+    # The lease's length, kept so that storage can date its end by its own clock (the entity's Timestamp).
+    lease_seconds: float | None = None
+    # Storage's time when this record was read (the answer's Date header); None for a record not read back.
+    read_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.state is State.IN_PROGRESS and (self.owner is None or self.lease_until is None):
             raise CorruptRecord(f"in-progress record {self.key.digest} has no owner or lease")
         if self.state is State.COMPLETED and (self.status is None or self.body is None or self.expires_at is None):
             raise CorruptRecord(f"completed record {self.key.digest} has no status, body or expiry")
+
+    def judged_at(self, local_now: datetime) -> datetime:
+        """The instant to judge this record's lease at: storage's clock when it was read, else `local_now`."""
+        return self.read_at or local_now
 
     def lease_ended(self, now: datetime) -> bool:
         return self.state is State.IN_PROGRESS and self.lease_until is not None and self.lease_until <= now
@@ -58,19 +67,37 @@ class Reservation:
         """Seconds until the lease ends (negative once it has); 0 for a completed record."""
         return (self.lease_until - now).total_seconds() if self.lease_until is not None else 0.0
 
-    def with_owner(self, owner: str, lease_until: datetime, api_version: str, request: bytes) -> Reservation:
-        """The in-progress record taken over by `owner` until `lease_until`, to send `request` to `api_version`."""
-        return replace(self, owner=owner, lease_until=lease_until, api_version=api_version, request=request)
+    def with_owner(
+        self, owner: str, lease_until: datetime, api_version: str, request: bytes, lease_seconds: float | None = None
+    ) -> Reservation:
+        """The in-progress record taken over by `owner` until `lease_until`, to send `request` to `api_version`
+        (from an ended lease, or from a meeting completed in the other version)."""
+        return replace(
+            self,
+            state=State.IN_PROGRESS,
+            owner=owner,
+            lease_until=lease_until,
+            lease_seconds=lease_seconds,
+            api_version=api_version,
+            request=request,
+            status=None,
+            body=None,
+            graph_request_id=None,
+            completed_at=None,
+            expires_at=None,
+            read_at=None,
+        )
 
     def as_completed(
         self, status: int, body: bytes, graph_request_id: str | None, now: datetime, retention: timedelta
     ) -> Reservation:
-        """The record holding Graph's answer; the request is dropped, the owner kept."""
+        """The record holding Graph's answer; the owner and the request are kept (the other version needs it)."""
         return replace(
             self,
             state=State.COMPLETED,
             lease_until=None,
-            request=None,
+            lease_seconds=None,
+            read_at=None,
             status=status,
             body=body,
             graph_request_id=graph_request_id,

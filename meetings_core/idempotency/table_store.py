@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
@@ -21,34 +21,14 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from .keys import ROW_KEY, ReservationKey, scoped_external_id
-from .records import CorruptRecord, Reservation, State, compress, decompress
-from .store import RecordTooLarge, RecordUnreadable, ReservationChanged, ReservationExists, StoreUnavailable
+from .entities import from_entity, readable, to_entity
+from .keys import ROW_KEY, ReservationKey
+from .records import Reservation
+from .store import ReservationChanged, ReservationExists, StoreUnavailable
 
 log = logging.getLogger("meetings_core.store")
 
 T = TypeVar("T")
-# Table Storage caps a binary property at 64 KiB; larger compressed bodies span numbered properties.
-_CHUNK = 64 * 1024
-_MAX_CHUNKS = 14
-# The most one compressed request (or answer) may take: 14 x 64 KiB = 896 KiB, which leaves the entity's other
-# properties (keys, ids, times: under 4 KiB) well inside Table Storage's 1 MiB per entity.
-STORED_BYTES_LIMIT = _CHUNK * _MAX_CHUNKS
-
-
-def _deflate_bound(size: int) -> int:
-    """zlib's compressBound(): the most deflate (as `compress` runs it) can output for `size` bytes."""
-    return size + (size >> 12) + (size >> 14) + (size >> 25) + 13
-
-
-def largest_storable_body() -> int:
-    """The largest JSON body whose stored request always fits: compacting never lengthens JSON (exponent
-    floats such as 1e15 aside, refused at insert), a caller's tag adds its length to the externalId."""
-    growth = len(scoped_external_id("any caller", ""))
-    size = STORED_BYTES_LIMIT - growth
-    while _deflate_bound(size + growth) > STORED_BYTES_LIMIT:
-        size -= 1
-    return size
 
 
 class TableReservationStore:
@@ -77,7 +57,7 @@ class TableReservationStore:
 
     async def insert(self, record: Reservation) -> Reservation:
         try:
-            meta = await self._call(self._table.create_entity(_to_entity(record)))
+            meta = await self._call(self._table.create_entity(to_entity(record)))
         except ResourceExistsError:
             raise ReservationExists(record.key) from None
         except ResourceNotFoundError:
@@ -88,17 +68,26 @@ class TableReservationStore:
         return await self.get_by_digest(key.digest)
 
     async def get_by_digest(self, digest: str) -> Reservation | None:
+        dates: list[str] = []
         try:
-            entity = await self._call(self._table.get_entity(digest, ROW_KEY))
+            entity = await self._call(self._table.get_entity(digest, ROW_KEY, raw_response_hook=_date_of(dates)))
         except ResourceNotFoundError:
             return None
-        return _from_entity(entity)
+        return from_entity(entity, _server_time(dates))
+
+    async def entity(self, key: ReservationKey) -> dict[str, Any] | None:
+        """The stored properties as they are, for an operator looking at a record that cannot be read."""
+        try:
+            entity = await self._call(self._table.get_entity(key.digest, ROW_KEY))
+        except ResourceNotFoundError:
+            return None
+        return dict(entity)
 
     async def replace(self, record: Reservation) -> Reservation:
         try:
             meta = await self._call(
                 self._table.update_entity(
-                    _to_entity(record),
+                    to_entity(record),
                     mode=UpdateMode.REPLACE,
                     etag=record.etag,
                     match_condition=MatchConditions.IfNotModified,
@@ -134,7 +123,7 @@ class TableReservationStore:
         try:
             async for page in pages:
                 self.operations += 1
-                yield [record async for entity in page if (record := _readable(entity)) is not None]
+                yield [record async for entity in page if (record := readable(entity)) is not None]
         except AzureError as exc:
             raise StoreUnavailable(type(exc).__name__) from exc
 
@@ -183,79 +172,23 @@ def _error_code(exc: HttpResponseError) -> str | None:
 
 
 def _with_etag(record: Reservation, meta: Mapping[str, Any]) -> Reservation:
-    return replace(record, etag=meta["etag"])
+    return replace(record, etag=meta["etag"], read_at=None)
 
 
-def _to_entity(record: Reservation) -> dict[str, Any]:
-    entity: dict[str, Any] = {
-        "PartitionKey": record.key.digest,
-        "RowKey": ROW_KEY,
-        "OrganizerId": record.key.organizer_id,
-        "ExternalId": record.key.external_id,
-        "Fingerprint": record.fingerprint,
-        "State": record.state.value,
-        "ApiVersion": record.api_version,
-        "Caller": record.caller,
-        "CreatedAt": record.created_at,
-        "Owner": record.owner,
-        "LeaseUntil": record.lease_until,
-        "Status": record.status,
-        "GraphRequestId": record.graph_request_id,
-        "CompletedAt": record.completed_at,
-        "ExpiresAt": record.expires_at,
-    }
-    entity |= _chunked("Body", record.body) | _chunked("Request", record.request)
-    return {name: value for name, value in entity.items() if value is not None}
+def _date_of(dates: list[str]) -> Callable[[Any], None]:
+    """A response hook that keeps each answer's Date header: storage's clock at the read."""
+
+    def hook(response: Any) -> None:
+        date = response.http_response.headers.get("Date")
+        if date:
+            dates.append(date)
+
+    return hook
 
 
-def _chunked(name: str, data: bytes | None) -> dict[str, bytes]:
-    if data is None:
-        return {}
-    blob = compress(data)
-    if len(blob) > STORED_BYTES_LIMIT:
-        raise RecordTooLarge(f"the {name.lower()}", len(blob), STORED_BYTES_LIMIT)
-    chunks = [blob[i : i + _CHUNK] for i in range(0, len(blob), _CHUNK)]
-    return {f"{name}{index}": chunk for index, chunk in enumerate(chunks)}
-
-
-def _unchunked(entity: Any, name: str) -> bytes | None:
-    blob = b"".join(entity[f"{name}{i}"] for i in range(_MAX_CHUNKS) if f"{name}{i}" in entity)
-    return decompress(blob) if blob else None
-
-
-def _from_entity(entity: Any) -> Reservation:
+def _server_time(dates: list[str]) -> datetime | None:
+    # HTTP dates have whole seconds, rounded down: never later than storage's time of the read.
     try:
-        return _reservation(entity)
-    except (CorruptRecord, KeyError, ValueError, zlib.error) as exc:
-        raise RecordUnreadable(
-            f"reservation {entity.get('PartitionKey')} is unreadable ({type(exc).__name__})"
-        ) from exc
-
-
-def _readable(entity: Any) -> Reservation | None:
-    # One corrupt entity must not stop a purge: it is logged for an operator and skipped.
-    try:
-        return _from_entity(entity)
-    except RecordUnreadable as exc:
-        log.error("skipping an unreadable reservation: %s", exc)
+        return parsedate_to_datetime(dates[-1]) if dates else None
+    except (TypeError, ValueError):
         return None
-
-
-def _reservation(entity: Any) -> Reservation:
-    return Reservation(
-        key=ReservationKey(entity["OrganizerId"], entity["ExternalId"]),
-        fingerprint=entity["Fingerprint"],
-        state=State(entity["State"]),
-        api_version=entity["ApiVersion"],
-        caller=entity["Caller"],
-        created_at=entity["CreatedAt"],
-        owner=entity.get("Owner"),
-        lease_until=entity.get("LeaseUntil"),
-        request=_unchunked(entity, "Request"),
-        status=entity.get("Status"),
-        body=_unchunked(entity, "Body"),
-        graph_request_id=entity.get("GraphRequestId"),
-        completed_at=entity.get("CompletedAt"),
-        expires_at=entity.get("ExpiresAt"),
-        etag=entity.metadata["etag"],
-    )

@@ -1,0 +1,105 @@
+"""What one answer carries through the engine: its settings, the caller, its deadline and what it sends."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from ..validation import CreateOrGetCall
+from .records import Reservation, State
+
+_WALL_ANCHOR = datetime.now(UTC)
+_MONOTONIC_ANCHOR = time.monotonic()
+
+
+def utcnow() -> datetime:
+    """UTC that never steps: owners measure their lease by it, so an NTP step cannot stretch a lease."""
+    return _WALL_ANCHOR + timedelta(seconds=time.monotonic() - _MONOTONIC_ANCHOR)
+
+
+def _allow_all(organizer_id: str, api_version: str) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the HTTP layer answers: status, JSON body and extra headers."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    # Whose record answered (a status poll may be another caller's, with `readOthers`).
+    caller: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Who is asking, what they may see, and how they want an unfinished duplicate answered."""
+
+    caller: str
+    client_request_id: str
+    respond_async: bool = False
+    read_others: bool = False
+    # The caller's policy for (organizer id, API version); the status URL checks it on the stored record.
+    allows: Callable[[str, str], bool] = _allow_all
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    lease: timedelta
+    duplicate_wait_seconds: float
+    retention: timedelta
+    # Time Graph keeps to finish a call after the gateway gave up on it (docs/IDEMPOTENCY.md, clocks).
+    grace_seconds: float = 15.0
+    return_existing_on_mismatch: bool = False
+    in_progress_answer: Literal["retry", "conflict"] = "retry"
+    # One deadline for the whole answer, checked before each step (settings.ANSWER_LIMIT_SECONDS).
+    answer_seconds: float = 110.0
+    # The most one store operation takes, and the Graph deadline: what an owner's step needs left.
+    store_seconds: float = 5.0
+    graph_deadline_seconds: float = 30.0
+
+    @property
+    def owner_step_seconds(self) -> float:
+        """Time an owner needs: its write and re-read, Graph's deadline, the completion and its re-read."""
+        return 4 * self.store_seconds + self.graph_deadline_seconds
+
+
+@dataclass(slots=True)
+class Turn:
+    """One answer: when it is due, this request's owner token, and when it last sent a lease write."""
+
+    answer_by: datetime
+    mine: str = field(default_factory=lambda: uuid.uuid4().hex)
+    leased_at: datetime | None = None
+
+    def holds(self, record: Reservation) -> bool:
+        """True when the record is in progress under this request's token (its own write, maybe retried)."""
+        return record.state is State.IN_PROGRESS and record.owner == self.mine
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """What the owner sends to Graph: from the caller's call, or from the record a poll took over."""
+
+    api_version: str
+    organizer_id: str
+    body: dict[str, Any]
+
+    @property
+    def request(self) -> bytes:
+        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def of_call(cls, call: CreateOrGetCall) -> Forward:
+        return cls(call.api_version, call.organizer_id, call.body)
+
+    @classmethod
+    def of_record(cls, record: Reservation, api_version: str | None = None) -> Forward:
+        assert record.request is not None
+        return cls(api_version or record.api_version, record.key.organizer_id, json.loads(record.request))

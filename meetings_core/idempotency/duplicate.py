@@ -1,0 +1,88 @@
+"""A createOrGet that finds its key taken: wait for the owner's result, take over a lease that ends
+meanwhile (or a meeting stored in the other API version), or answer "in progress" in time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from ..telemetry import signals
+from ..validation import CreateOrGetCall
+from .answers import accepted, busy, check_caller, check_fingerprint, replayed, retry_after
+from .context import Forward, Outcome, RequestContext, Turn
+from .keys import ReservationKey
+from .owner import Owner
+from .records import Reservation, State
+
+log = logging.getLogger("meetings_core.idempotency")
+
+_POLL_FIRST_SECONDS = 0.05
+_POLL_MAX_SECONDS = 1.0
+
+
+class Settle:
+    """Claims a key for one call, or waits for whoever holds it; every step checks the answer's deadline."""
+
+    def __init__(self, owner: Owner, sleep: Callable[[float], Awaitable[None]]) -> None:
+        self._owner = owner
+        self._sleep = sleep
+
+    async def __call__(self, key: ReservationKey, call: CreateOrGetCall, ctx: RequestContext, turn: Turn) -> Outcome:
+        owner, config = self._owner, self._owner.config
+        forward = Forward.of_call(call)
+        wait_until = min(owner.clock() + timedelta(seconds=config.duplicate_wait_seconds), turn.answer_by)
+        delay = _POLL_FIRST_SECONDS
+        record = await owner.insert(key, call, ctx, forward, turn)
+        while True:
+            if record is None:
+                if owner.left(turn) < config.store_seconds:
+                    raise busy(config, 1.0)
+                record = await owner.store.get(key)
+            if record is None:  # released between our insert and read: race for it again, if time allows
+                if owner.left(turn) < config.owner_step_seconds:
+                    raise busy(config, 1.0)
+                record = await owner.insert(key, call, ctx, forward, turn)
+                continue
+            if turn.holds(record):  # ours, though the store reported a conflict (a retried write)
+                return await owner.own(record, forward, ctx, turn)
+            check_caller(record, ctx)
+            check_fingerprint(record, call, config)
+            now = record.judged_at(owner.clock())  # storage's clock, for the lease
+            if record.state is State.COMPLETED:
+                owner.cache.put(record)
+                if record.api_version == call.api_version:
+                    return replayed(record)
+            elif ctx.respond_async and not record.lease_ended(now):
+                return self._in_progress(record, call, ctx)  # the asynchronous pattern: a status URL at once
+            if record.lease_ended(now) or record.state is State.COMPLETED:
+                if owner.left(turn) < config.owner_step_seconds:
+                    return self._in_progress(record, call, ctx)
+                taken = await owner.take(record, forward, turn)
+                if taken is not None:
+                    log.warning("took over a reservation", extra={"operation_id": key.digest})
+                    restore = record if record.state is State.COMPLETED else None
+                    if restore is None:  # a lease taken over, not a version switch
+                        signals.took_over("duplicate")
+                    return await owner.own(taken, forward, ctx, turn, restore)
+                record = None
+                continue
+            if owner.clock() >= wait_until:
+                return self._in_progress(record, call, ctx)
+            left_to_wait = (wait_until - owner.clock()).total_seconds()
+            signals.waiting()
+            await self._sleep(max(0.01, min(delay, left_to_wait, max(record.lease_left(now), 0.0))))
+            delay = min(delay * 2, _POLL_MAX_SECONDS)
+            record = None
+
+    def replay(self, record: Reservation, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
+        """A completed record in the caller's version (from the cache): checked, then answered without Graph."""
+        check_caller(record, ctx)
+        check_fingerprint(record, call, self._owner.config)
+        return replayed(record)
+
+    def _in_progress(self, record: Reservation, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
+        retry_in = retry_after(record, self._owner.clock())
+        if ctx.respond_async:
+            return accepted(record, call.api_version, retry_in)
+        raise busy(self._owner.config, retry_in)

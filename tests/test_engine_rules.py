@@ -1,0 +1,305 @@
+"""One test per rule of the promise (issue 19, item 8): each fails when its rule is broken in the engine.
+
+`make mutants` breaks each rule in the code and checks that these tests notice (scripts/mutants.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from meetings_core.errors import GatewayError
+from meetings_core.graph.errors import OutcomeUnknown
+from meetings_core.idempotency.engine import RequestContext
+from meetings_core.idempotency.records import Reservation, State
+from meetings_core.idempotency.store import ReservationExists
+from tests.rules_rig import CTX, DEADLINE, GRACE, LEASE, OTHER_ORGANIZER, T0, call, key, meeting, rig
+
+OTHER_CALLER = RequestContext(caller="hmac:partner-b", client_request_id="c-2")
+
+
+# --- a stale owner never removes or overwrites the record of the request that took over ---
+
+
+async def test_a_stale_owners_release_leaves_the_takers_reservation():
+    """Graph refused the owner's call after its lease was taken over: the delete must be ETag-conditional."""
+    r = rig()
+
+    async def taken_over_then_refused() -> GatewayError:
+        r.clock.advance(LEASE)  # the owner hung past its lease; another instance took the key over
+        await r.take_over("taker")
+        return GatewayError(400, "BadRequest", "Graph refused the request.")
+
+    r.graph.script = [taken_over_then_refused]
+    with pytest.raises(GatewayError) as refused:
+        await r.engine.create_or_get(call(), CTX)
+    assert refused.value.status == 400
+    record = r.record()
+    assert record is not None, "the stale owner deleted the taker's reservation"
+    assert (record.state, record.owner) == (State.IN_PROGRESS, "taker")
+
+
+async def test_a_stale_owners_completion_leaves_the_takers_reservation():
+    """The owner's answer arrives after a takeover: its completion write must be ETag-conditional."""
+    r = rig()
+
+    async def taken_over_then_answered() -> object:
+        r.clock.advance(LEASE)
+        await r.take_over("taker")
+        return meeting(201)
+
+    r.graph.script = [taken_over_then_answered]
+    assert (await r.engine.create_or_get(call(), CTX)).status == 201  # the caller still gets its meeting
+    record = r.record()
+    assert record is not None
+    assert (record.state, record.owner) == (State.IN_PROGRESS, "taker")
+
+
+# --- one taker per ended lease: the ETag claim ---
+
+
+async def test_two_concurrent_status_polls_of_an_ended_lease_make_one_graph_call():
+    r = rig(yielding=True)
+    r.seed(lease_left=-1)
+    first, second = await asyncio.gather(
+        r.engine.status(key().digest, CTX), r.engine.status(key().digest, CTX), return_exceptions=True
+    )
+    assert len(r.graph.calls) == 1, "both polls took the ended lease over"
+    assert sorted(o.status for o in (first, second) if not isinstance(o, BaseException)) == [201, 202]
+
+
+async def test_two_concurrent_duplicates_on_an_ended_lease_make_one_graph_call():
+    r = rig(yielding=True)
+    r.seed(lease_left=-1)
+    answers = await asyncio.gather(*(r.engine.create_or_get(call(), CTX) for _ in range(3)))
+    assert len(r.graph.calls) == 1, "more than one duplicate took the ended lease over"
+    assert sorted(a.status for a in answers) == [200, 200, 201]
+
+
+async def test_a_takeover_renews_the_lease_for_its_own_graph_call():
+    r = rig()
+    r.seed(lease_left=-1)
+    seen = []
+
+    async def look() -> object:
+        seen.append(r.record())
+        return meeting(201)
+
+    r.graph.script = [look]
+    await r.engine.status(key().digest, CTX)
+    held = seen[0]
+    assert held is not None
+    assert held.owner != "crashed-owner"
+    assert held.lease_until == r.graph.calls[0]["at"] + timedelta(seconds=LEASE)
+    assert r.graph.calls[0]["deadline"] <= LEASE - GRACE
+
+
+# --- a lease covers [start, end): nobody takes over before its end, a poll at its end does ---
+
+
+async def test_no_takeover_an_instant_before_the_lease_ends():
+    r = rig()
+    r.seed(lease_left=1e-6, owner="live-owner")
+    outcome = await r.engine.status(key().digest, CTX)
+    assert outcome.status == 202
+    assert r.graph.calls == []
+
+
+async def test_a_takeover_at_exactly_the_leases_end():
+    r = rig()
+    r.seed(lease_left=0, owner="crashed-owner")
+    outcome = await r.engine.status(key().digest, CTX)
+    assert outcome.status == 201
+    assert [c["at"] for c in r.graph.calls] == [r.clock()]
+
+
+async def test_a_duplicate_takes_over_at_the_leases_end_not_before():
+    r = rig()
+    seeded = r.seed(lease_left=LEASE)
+    assert (await r.engine.create_or_get(call(), CTX)).status == 201
+    assert len(r.graph.calls) == 1
+    assert r.graph.calls[0]["at"] >= seeded.lease_until
+
+
+# --- an unknown outcome holds the key; only what never reached Graph is released ---
+
+
+async def test_an_unknown_outcome_keeps_the_key_reserved_until_the_lease_ends():
+    r = rig()
+    r.graph.script = [OutcomeUnknown("Graph did not answer.", timeout=True)]
+    with pytest.raises(OutcomeUnknown):
+        await r.engine.create_or_get(call(), CTX)
+    record = r.record()
+    assert record is not None, "the key was released after an unknown outcome"
+    assert record.state is State.IN_PROGRESS
+    assert "delete" not in r.store.operations
+    duplicate = await r.engine.create_or_get(call(), replace(CTX, respond_async=True))
+    assert duplicate.status == 202  # told to poll; nothing reaches Graph before the lease ends
+    assert len(r.graph.calls) == 1
+
+
+async def test_an_unexpected_failure_while_calling_graph_keeps_the_key():
+    r = rig()
+    r.graph.script = [RuntimeError("a bug between the request and its answer")]
+    with pytest.raises(OutcomeUnknown):
+        await r.engine.create_or_get(call(), CTX)
+    record = r.record()
+    assert record is not None
+    assert record.state is State.IN_PROGRESS
+
+
+async def test_a_definite_graph_refusal_releases_the_key():
+    r = rig()
+    r.graph.script = [GatewayError(400, "BadRequest", "no")]
+    with pytest.raises(GatewayError):
+        await r.engine.create_or_get(call(), CTX)
+    assert r.record() is None
+    assert (await r.engine.create_or_get(call(), CTX)).status == 201
+    assert len(r.graph.calls) == 2
+
+
+async def test_the_owners_graph_call_ends_a_grace_before_its_lease():
+    r = rig()
+    await r.engine.create_or_get(call(), CTX)
+    assert r.graph.calls[0]["deadline"] <= min(DEADLINE, LEASE - GRACE)
+
+
+async def test_a_live_lease_is_never_taken_over_by_a_duplicate():
+    r = rig()
+    r.seed(lease_left=LEASE, owner="live-owner")
+
+    def renew() -> None:  # the owner is alive: its lease never runs out during the wait
+        current = r.record()
+        assert current is not None
+        r.store.records[key().digest] = replace(current, lease_until=r.clock() + timedelta(seconds=LEASE))
+
+    r.clock.on_sleep = renew
+    with pytest.raises(GatewayError) as waited:
+        await r.engine.create_or_get(call(), CTX)
+    assert waited.value.status == 503
+    assert r.graph.calls == []
+
+
+# --- what belongs to a caller and to a request ---
+
+
+@pytest.mark.parametrize("cache_size", [0, 100], ids=["cache-off", "cache-on"])
+async def test_a_replay_of_another_callers_completed_record_is_refused(cache_size: int):
+    r = rig(cache_size=cache_size)
+    assert (await r.engine.create_or_get(call(), CTX)).status == 201
+    with pytest.raises(GatewayError) as refused:
+        await r.engine.create_or_get(call(), OTHER_CALLER)
+    assert refused.value.status == 403
+    reader = replace(OTHER_CALLER, read_others=True)  # the policy's readOthers is the only way in
+    assert (await r.engine.create_or_get(call(), reader)).status == 200
+    assert len(r.graph.calls) == 1
+
+
+async def test_a_duplicate_of_another_callers_in_progress_record_is_refused():
+    r = rig()
+    r.seed(lease_left=LEASE, owner="live-owner")
+    with pytest.raises(GatewayError) as refused:
+        await r.engine.create_or_get(call(), OTHER_CALLER)
+    assert refused.value.status == 403
+    assert r.graph.calls == []
+
+
+@pytest.mark.parametrize("cache_size", [0, 100], ids=["cache-off", "cache-on"])
+async def test_a_replay_with_another_body_is_422(cache_size: int):
+    r = rig(cache_size=cache_size)
+    await r.engine.create_or_get(call(), CTX)
+    with pytest.raises(GatewayError) as reused:
+        await r.engine.create_or_get(call(subject="Another meeting"), CTX)
+    assert reused.value.status == 422
+    assert len(r.graph.calls) == 1
+
+
+async def test_an_in_progress_duplicate_with_another_body_is_422_at_once():
+    r = rig()
+    r.seed(lease_left=LEASE, owner="live-owner")
+    with pytest.raises(GatewayError) as reused:
+        await r.engine.create_or_get(call(subject="Another meeting"), CTX)
+    assert reused.value.status == 422
+    assert r.clock() == r.record().created_at  # type: ignore[union-attr]
+    assert r.graph.calls == []
+
+
+async def test_a_duplicate_with_another_body_never_takes_over_to_send_it():
+    r = rig()
+    r.seed(lease_left=-1)  # the owner crashed: a taker would send its own body to Graph
+    with pytest.raises(GatewayError) as reused:
+        await r.engine.create_or_get(call(subject="Another meeting"), CTX)
+    assert reused.value.status == 422
+    assert r.graph.calls == []
+
+
+async def test_one_external_id_under_two_organizers_is_two_meetings():
+    r = rig()
+    r.graph.script = [meeting(201, "meeting-a"), meeting(201, "meeting-b")]
+    first = await r.engine.create_or_get(call(), CTX)
+    second = await r.engine.create_or_get(call(organizer=OTHER_ORGANIZER), CTX)
+    assert (first.status, second.status) == (201, 201)
+    assert [c["organizer"] for c in r.graph.calls] == [call().organizer_id, OTHER_ORGANIZER]
+    assert b"meeting-b" in second.body
+    assert r.record() is not None
+    assert r.record(OTHER_ORGANIZER) is not None
+    assert key().digest != key(OTHER_ORGANIZER).digest
+
+
+async def test_a_replay_is_answered_from_the_record_without_graph():
+    r = rig(cache_size=0)
+    await r.engine.create_or_get(call(), CTX)
+    replay = await r.engine.create_or_get(call(), CTX)
+    assert (replay.status, replay.headers.get("Idempotent-Replayed")) == (200, "true")
+    assert len(r.graph.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "ctx",
+    [
+        OTHER_CALLER,
+        replace(CTX, allows=lambda organizer, version: False),
+    ],
+    ids=["other-caller", "policy-refuses"],
+)
+async def test_a_status_poll_never_shows_a_record_the_caller_may_not_see(ctx: RequestContext):
+    r = rig(cache_size=0)
+    await r.engine.create_or_get(call(), CTX)
+    with pytest.raises(GatewayError) as hidden:
+        await r.engine.status(key().digest, ctx)
+    assert hidden.value.status == 404
+    assert (await r.engine.status(key().digest, CTX)).status == 201
+
+
+# --- the owner's own writes and timing ---
+
+
+async def test_an_owner_confirmed_too_late_never_calls_graph():
+    r = rig()
+
+    def slow_ack(operation: str, record: Reservation) -> None:
+        if operation == "insert":
+            r.clock.advance(LEASE - GRACE - 0.5)  # less than a second of the lease would be left for Graph
+
+    r.store.after = slow_ack
+    with pytest.raises(GatewayError) as late:
+        await r.engine.create_or_get(call(), CTX)
+    assert late.value.status == 503
+    assert r.graph.calls == []
+
+
+async def test_a_request_recognises_its_own_insert_reported_as_a_conflict():
+    """The SDK retried an insert that had committed: the request owns the key and calls Graph at once."""
+    r = rig()
+
+    def retried(operation: str, record: Reservation) -> None:
+        if operation == "insert":
+            r.store.after = None
+            raise ReservationExists(record.key)
+
+    r.store.after = retried
+    assert (await r.engine.create_or_get(call(), CTX)).status == 201
+    assert [c["at"] for c in r.graph.calls] == [T0]
