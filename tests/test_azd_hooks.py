@@ -185,16 +185,17 @@ def test_teams_policy_prints_the_command_when_it_cannot_run(shims: Path, failure
 # --- smoke test (postdeploy) --------------------------------------------------------------------------------------
 
 DEPLOYED = {"GATEWAY_URL": "https://func-x.azurewebsites.net", "AZURE_RESOURCE_GROUP": "rg-x",
-            "AZURE_FUNCTION_APP_NAME": "func-x", "SMOKE_TEST_DELAY_SECONDS": "0"}  # fmt: skip
+            "AZURE_FUNCTION_APP_NAME": "func-x", "AZURE_SUBSCRIPTION_ID": "sub-1",
+            "SMOKE_TEST_DELAY_SECONDS": "0"}  # fmt: skip
 
 
 def test_smoke_test_retries_until_health_answers_200_with_a_function_key(shims: Path):
     env = DEPLOYED | {"AZ_OUT": "the-key", "CURL_STATUSES": "000 503 200", "CURL_BODY": '{"status":"healthy"}'}
     code, out, calls = run("postdeploy.sh", shims, env)
     assert code == 0
-    assert (
-        calls[0]
-        == "az functionapp keys list --resource-group rg-x --name func-x --query functionKeys.default --output tsv"
+    assert calls[0] == (  # azd's subscription, not the az login's default one
+        "az functionapp keys list --subscription sub-1 --resource-group rg-x --name func-x"
+        " --query functionKeys.default --output tsv"
     )
     curls = [c for c in calls if c.startswith("curl")]
     assert len(curls) == 3

@@ -12,8 +12,10 @@ key=""
 n=1
 while :; do
   if uses_auth_mode function-key && [ -z "$key" ]; then
-    # A new app's host may not list its keys yet: ask again on the next attempt.
-    key=$(az functionapp keys list --resource-group "${AZURE_RESOURCE_GROUP:?}" --name "${AZURE_FUNCTION_APP_NAME:?}" \
+    # A new app's host may not list its keys yet: ask again on the next attempt. The `az` login's default
+    # subscription need not be the one azd deployed to: name it.
+    key=$(az functionapp keys list ${AZURE_SUBSCRIPTION_ID:+--subscription "$AZURE_SUBSCRIPTION_ID"} \
+      --resource-group "${AZURE_RESOURCE_GROUP:?}" --name "${AZURE_FUNCTION_APP_NAME:?}" \
       --query functionKeys.default --output tsv 2>/dev/null || true)
   fi
   if uses_auth_mode function-key && [ -z "$key" ]; then
