@@ -25,8 +25,13 @@ printf '%s' "${{{upper}_OUT:-}}"
 exit "${{{upper}_EXIT:-0}}"
 """
 # curl: answers the statuses in $CURL_STATUSES one per call (the last one repeats), writing $CURL_BODY to --output.
+# A `--header @file` argument logs the file's content as "curl-header <content>".
 CURL_EXTRA = """out=""; prev=""
-for a in "$@"; do [ "$prev" = "--output" ] && out="$a"; prev="$a"; done
+for a in "$@"; do
+  [ "$prev" = "--output" ] && out="$a"
+  case "$prev:$a" in --header:@*) echo "curl-header $(cat "${a#@}")" >> "$SHIM_LOG" ;; esac
+  prev="$a"
+done
 n=$(grep -c '^curl ' "$SHIM_LOG")
 status=$(printf '%s' "$CURL_STATUSES" | tr ' ' '\\n' | sed -n "${n}p")
 [ -n "$status" ] || status=$(printf '%s' "$CURL_STATUSES" | tr ' ' '\\n' | tail -n 1)
@@ -198,9 +203,10 @@ def test_smoke_test_retries_until_health_answers_200_with_a_function_key(shims: 
         "az functionapp keys list --subscription sub-1 --resource-group rg-x --name func-x"
         " --query functionKeys.default --output tsv"
     )
-    curls = [c for c in calls if c.startswith("curl")]
+    curls = [c for c in calls if c.startswith("curl ")]
     assert len(curls) == 3
-    assert all("--header x-functions-key: the-key https://func-x.azurewebsites.net/health" in c for c in curls)
+    assert all(c.endswith("https://func-x.azurewebsites.net/health") and "the-key" not in c for c in curls)
+    assert [c for c in calls if c.startswith("curl-header")] == ["curl-header x-functions-key: the-key"] * 3
     assert "Smoke test passed" in out
 
 
