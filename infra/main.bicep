@@ -115,7 +115,9 @@ module resources 'modules/resources.bicep' = {
     grantGraphPermission: grantGraphPermission
     callerAuth: callerAuth
     entraTenantId: createEntraApp ? tenant().tenantId : entraTenantId
-    entraAudience: createEntraApp ? entraApp!.outputs.audience : entraAudience
+    // Its tokens are v2 (requestedAccessTokenVersion 2), whose aud is the client id, not the identifier URI
+    // (learn.microsoft.com/entra/identity-platform/access-token-claims-reference, aud): accept both.
+    entraAudience: createEntraApp ? '${entraApp!.outputs.clientId},${entraApp!.outputs.audience}' : entraAudience
     callerPolicy: callerPolicy
     gatewaySettings: gatewaySettings
     maximumInstanceCount: maximumInstanceCount

@@ -503,7 +503,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("connector"), help="directory (default: connector)")
     parser.add_argument("--host", help="a fixed gateway host; without it each connection names its host")
     parser.add_argument("--entra-client-id", help="the app registration the Entra ID connection signs in with")
-    parser.add_argument("--entra-resource", help="the gateway's ENTRA_AUDIENCE (application ID URI)")
+    parser.add_argument("--entra-resource", help="the gateway's application ID URI (azd output ENTRA_APP_AUDIENCE)")
     parser.add_argument("--entra-tenant-id", help="the tenant of the connector's app registration (its id or domain)")
     parser.add_argument("--auth", choices=AUTH_OPTIONS, default="both", help="connection options (default: both)")
     args = parser.parse_args()

@@ -251,7 +251,31 @@ def module_problems(name: str, bicep: BicepFile, sources: dict[str, str]) -> lis
         ]
         missing = sorted(p for p, (_, has_default) in declared.items() if not has_default and p not in given)
         problems += [Problem(name, module.line, f"{module.symbol}: param {p!r} of {target} not given") for p in missing]
+        if isinstance(params, Obj):
+            problems += [
+                Problem(name, line, f"{module.symbol}: param {key!r} of {target} is {declared[key][0]}, not {shown}")
+                for key, value, line in params.entries
+                if key in declared and (shown := _literal_mismatch(value, declared[key][0]))
+            ]
     return problems
+
+
+_LITERAL_KINDS: dict[str, type] = {"string": str, "int": int, "bool": bool}
+
+
+def _literal_mismatch(value: Value, declared: str) -> str | None:
+    """A module argument's literal (or a ternary's literal branch, or an object or array) that the target param's
+    declared type cannot take, as `bicep build` reports it (BCP036); None when it fits or is not a literal."""
+    shapes = {Obj: "object", Arr: "array"}
+    for alt in value.alternatives if isinstance(value, Expr) else [value]:
+        if isinstance(alt, (Obj, Arr)) and declared != shapes[type(alt)]:
+            return f"an {shapes[type(alt)]}"
+        if isinstance(alt, Lit) and alt.value is not None:
+            kind = _LITERAL_KINDS.get(declared)
+            fits = declared not in ("object", "array") and (kind is None or type(alt.value) is kind)
+            if not fits:
+                return repr(alt.value)
+    return None
 
 
 def check_sources(sources: dict[str, str], registry: Registry | None = None) -> list[Problem]:

@@ -220,3 +220,25 @@ def test_module_params_match_the_target_files_params(registry: Registry, tmp_pat
     assert "resources: param 'callerAuth' of modules/resources.bicep not given" in found
     (tmp_path / "main.bicep").write_text(main.replace("'modules/entra-app.bicep'", "'modules/entra.bicep'"))
     assert any("no file modules/entra.bicep" in m for m in messages(check_tree(tmp_path, registry)))
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("maximumInstanceCount: 'many'", "is int, not 'many'"),
+        ("maximumInstanceCount: true", "is int, not True"),
+        ("grantGraphPermission: 'false'", "is bool, not 'false'"),
+        ("callerAuth: 1", "is string, not 1"),
+        ("callerPolicy: []", "is object, not an array"),
+        ("tags: 'x'", "is object, not 'x'"),
+        ("callerAuth: createEntraApp ? 'entra' : 2", "is string, not 2"),
+    ],
+)
+def test_module_arguments_fit_the_target_params_types(registry: Registry, given: str, shown: str):
+    sources = {str(p.relative_to(INFRA)): p.read_text() for p in BICEP_FILES}
+    name = given.split(":", 1)[0]
+    head, module = sources["main.bicep"].split("module resources ", 1)
+    module = re.sub(rf"(?m)^    {name}: .*$", f"    {given}", module, count=1)
+    sources["main.bicep"] = f"{head}module resources {module}"
+    found = messages(check_sources(sources, registry))
+    assert any(f"param '{name}' of modules/resources.bicep {shown}" in m for m in found), found

@@ -7,10 +7,12 @@ import json
 import re
 import subprocess
 import sys
+import time
 import types
 import typing
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import BaseModel
 
@@ -414,11 +416,39 @@ def test_entra_app_registration_is_optional_and_feeds_the_audience():
     main = text(MAIN)
     assert re.search(r"^param createEntraApp bool = false$", main, re.M)
     assert "module entraApp 'modules/entra-app.bicep' = if (createEntraApp)" in main
-    assert "entraAudience: createEntraApp ? entraApp!.outputs.audience : entraAudience" in main
     assert json.loads(text(PARAMETERS))["parameters"]["createEntraApp"]["value"] == "${CREATE_ENTRA_APP=false}"
     app = text(INFRA / "modules" / "entra-app.bicep")
     assert "appRoleAssignmentRequired: true" in app
     assert "identifierUris: [audience]" in app
+    # A custom connector's client app asks for a delegated permission: the API must expose a scope.
+    assert re.search(r"oauth2PermissionScopes: \[\s*\{[^]]*value: 'user_impersonation'", app)
+
+
+async def test_the_template_created_app_accepts_its_own_v2_tokens():
+    # requestedAccessTokenVersion 2: aud is the client id, never the identifier URI (Microsoft's access token
+    # claims reference, aud). The ENTRA_AUDIENCE main.bicep passes must accept it.
+    from devstack.identity_emulator import _Signer
+    from meetings_core.auth.entra import EntraVerifier, JwksCache
+
+    assert re.search(r"requestedAccessTokenVersion: 2\b", text(INFRA / "modules" / "entra-app.bicep"))
+    found = re.search(r"entraAudience: createEntraApp \? '([^']+)' : entraAudience", text(MAIN))
+    assert found, "entraAudience for createEntraApp is not an interpolated string"
+    tenant, client_id, authority = "t-1", "0f0e0d0c-0000-4000-8000-000000000001", "https://login.example"
+    audience = found.group(1).replace("${entraApp!.outputs.clientId}", client_id)
+    audience = audience.replace("${entraApp!.outputs.audience}", f"api://{tenant}/meeting-gateway-x")
+    signer = _Signer()
+    keys = httpx.MockTransport(lambda _: httpx.Response(200, json={"keys": [signer.jwk()]}))
+    claims = {"aud": client_id, "iss": f"{authority}/{tenant}/v2.0", "tid": tenant, "azp": "caller-app",
+              "exp": int(time.time()) + 600, "roles": ["MeetingGateway.Create"]}  # fmt: skip
+    async with httpx.AsyncClient(transport=keys) as http:
+        verifier = EntraVerifier(
+            JwksCache(http, f"{authority}/keys"),
+            tenant_id=tenant,
+            audiences=[a.strip() for a in audience.split(",")],  # as services.build_authenticator splits it
+            authority=authority,
+        )
+        caller = await verifier.verify(f"Bearer {signer.sign(claims)}")
+    assert caller.id == "entra:caller-app"
 
 
 @pytest.mark.parametrize("name", ["graph-permission.bicep", "entra-app.bicep"])

@@ -22,7 +22,21 @@ resource gatewayApp 'Microsoft.Graph/applications@v1.0' = {
   signInAudience: 'AzureADMyOrg'
   identifierUris: [audience]
   api: {
-    requestedAccessTokenVersion: 2
+    requestedAccessTokenVersion: 2 // tokens' aud is then the client id (main.bicep accepts it and the URI)
+    // The delegated permission a custom connector's client app requests (connector/README.md); who gets a token
+    // is still limited to the callers assigned the app role (appRoleAssignmentRequired below).
+    oauth2PermissionScopes: [
+      {
+        id: guid(uniqueName, 'user_impersonation')
+        value: 'user_impersonation'
+        type: 'User'
+        adminConsentDisplayName: 'Call meeting-gateway as the signed-in user'
+        adminConsentDescription: 'Lets the app call createOrGet through meeting-gateway as the signed-in user.'
+        userConsentDisplayName: 'Call meeting-gateway as you'
+        userConsentDescription: 'Lets the app call createOrGet through meeting-gateway as you.'
+        isEnabled: true
+      }
+    ]
   }
   appRoles: [
     {

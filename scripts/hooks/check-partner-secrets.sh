@@ -14,8 +14,8 @@ if az keyvault secret show --vault-name "$vault" --name partner-secrets --query 
   exit 0
 fi
 cat <<MSG
-CALLER_AUTH includes hmac, but Key Vault $vault has no secret 'partner-secrets' (or you may not read it), so the
-gateway could not check a single partner signature. Write the partners' secrets, a JSON object
+CALLER_AUTH includes hmac, but Key Vault $vault has no secret 'partner-secrets' (or your az login may not read it:
+the role below, or a login to another tenant), so the gateway could not check a single partner signature. Write the partners' secrets, a JSON object
 {"<partner>": "<secret of 32 or more characters>"}, then run azd up again:
 
   az keyvault secret set --vault-name $vault --name partner-secrets --file partner-secrets.json
