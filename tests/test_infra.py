@@ -439,6 +439,8 @@ async def test_the_template_created_app_accepts_its_own_v2_tokens():
     signer = _Signer()
     keys = httpx.MockTransport(lambda _: httpx.Response(200, json={"keys": [signer.jwk()]}))
     claims = {"aud": client_id, "iss": f"{authority}/{tenant}/v2.0", "tid": tenant, "azp": "caller-app",
+              # An app-only token: its oid and sub are both the caller's service principal (SECURITY.md).
+              "oid": "caller-sp", "sub": "caller-sp",
               "exp": int(time.time()) + 600, "roles": ["MeetingGateway.Create"]}  # fmt: skip
     async with httpx.AsyncClient(transport=keys) as http:
         verifier = EntraVerifier(
