@@ -44,11 +44,9 @@ def wrk(url: str, script: str, seconds: int, connections: int, threads: int = 2)
     """Run wrk for `seconds` with a Lua `script`; its summary parsed."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency"]
     try:
-        out = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", lua.name, url],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+        out = subprocess.run([*command, "-s", lua.name, url], capture_output=True, text=True, check=True).stdout
     finally:
         Path(lua.name).unlink()
     done = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -51,9 +52,10 @@ def redact_record(record: logging.LogRecord) -> None:
     try:
         text = record.getMessage()
     except (TypeError, ValueError):  # a bad format string: keep the template, drop the arguments
-        text = str(record.msg)
-    record.msg = redact(text)
-    record.args = None
+        record.msg, record.args = redact(str(record.msg)), None
+    else:
+        if (masked := redact(text)) != text:
+            _mask_message(record, masked)
     if record.exc_info and record.exc_info[1] is not None:
         exc = record.exc_info[1]
         if _holds_secret(exc, set()):
@@ -62,6 +64,21 @@ def redact_record(record: logging.LogRecord) -> None:
             record.exc_text = None
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
+
+
+def _mask_message(record: logging.LogRecord, masked: str) -> None:
+    """Mask the arguments when that masks the message, else replace the message with its masked text.
+
+    Formatters that read `record.args` themselves (uvicorn's access log unpacks its five) keep working
+    when the secret sits in one argument, such as a `?code=` in the logged path.
+    """
+    if isinstance(record.args, tuple) and record.args:
+        args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        with contextlib.suppress(TypeError, ValueError):
+            if str(record.msg) % args == masked:
+                record.args = args
+                return
+    record.msg, record.args = masked, None
 
 
 def _chain(exc: BaseException) -> BaseException | None:

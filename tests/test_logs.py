@@ -82,3 +82,22 @@ def test_exceptions_without_secrets_are_logged_unchanged():
     finally:
         logger.removeHandler(capture)
     assert capture.records[0].exc_info[1].__class__ is KeyError  # type: ignore[index]
+
+
+def test_formatters_that_unpack_args_get_them_masked_not_dropped():
+    from uvicorn.logging import AccessFormatter
+
+    configure_logging("INFO")
+    capture = _Capture()
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(capture)
+    access.setLevel(logging.INFO)
+    try:
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "POST", "/v1.0/x?code=k3ysecret&a=1", "1.1", 201)
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/health", "1.1", 200)
+    finally:
+        access.removeHandler(capture)
+    masked, plain = (AccessFormatter("%(request_line)s %(status_code)s").format(r) for r in capture.records)
+    assert masked == "POST /v1.0/x?code=***&a=1 HTTP/1.1 201 Created"
+    assert plain == "GET /health HTTP/1.1 200 OK"
+    assert capture.records[1].args == ("127.0.0.1:5", "GET", "/health", "1.1", 200)
