@@ -68,13 +68,14 @@ def plain_endpoint(stack: LocalStack) -> Process:
     return start("bench-plain", args, port, stack.log_dir)
 
 
-def storage_floor(stack: LocalStack, args: Load) -> Row:
+def storage_floor(stack: LocalStack, args: Load, sdk_defaults: bool = False) -> Row:
     connection = stack.gateway_env()["TABLES_CONNECTION_STRING"]
-    command = [sys.executable, "-m", "bench.floor_tables", connection, f"--seconds={args.seconds}",
-               f"--concurrency={args.connections}"]  # fmt: skip
+    options = [f"--seconds={args.seconds}", f"--concurrency={args.connections}"] + ["--sdk-defaults"] * sdk_defaults
+    command = [sys.executable, "-m", "bench.floor_tables", connection, *options]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
-    return Row("floor: Table insert + ETag replace", result["keys"], result["seconds"], result["cpu_seconds"], 0.0)
+    name = "floor, SDK's default transport" if sdk_defaults else "floor: Table insert + ETag replace"
+    return Row(name, result["keys"], result["seconds"], result["cpu_seconds"], 0.0)
 
 
 def measured(name: str, server: Process, url: str, script: str, args: Load, served: Callable[[], int] | None) -> Row:
@@ -92,7 +93,7 @@ def graph_creates(stack: LocalStack) -> int:
 
 
 def measure(stack: LocalStack, args: Load) -> list[Row]:
-    rows = [storage_floor(stack, args)]
+    rows = [storage_floor(stack, args), storage_floor(stack, args, sdk_defaults=True)]
     server, plain = gateway(stack), plain_endpoint(stack)
     try:
         url = server.url + create_path()
@@ -118,14 +119,14 @@ def measure(stack: LocalStack, args: Load) -> list[Row]:
 def report(rows: list[Row], args: Load) -> None:
     print(f"wrk: {args.connections} connections, {args.seconds} s per row; CPU of the serving process only")
     print(f"{'row':<36} {'req/s':>8} {'CPU ms/req':>11} {'x floor':>8} {'RSS MiB':>8} {'non-2xx':>8}")
-    floors = {"gateway: new key": rows[0], "gateway: warm replay": rows[2]}
+    floors = {"gateway: new key": rows[0], "gateway: warm replay": rows[3], rows[1].name: rows[0]}
     for row in rows:
         floor = floors.get(row.name, row)
         print(
             f"{row.name:<36} {row.rate:>8.0f} {row.cpu_ms:>11.3f} {row.cpu_ms / floor.cpu_ms:>8.2f}"
             f" {row.rss_mib or float('nan'):>8.1f} {row.errors:>8}"
         )
-    new, floor = rows[1], rows[0]
+    new, floor = rows[2], rows[0]
     print(f"new key vs floor: CPU {new.cpu_ms / floor.cpu_ms:.2f}x, throughput {new.rate / floor.rate:.2f}x")
 
 

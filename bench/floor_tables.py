@@ -1,10 +1,11 @@
 """The storage floor: a bare `azure.data.tables.aio` client doing what a new key needs, nothing else.
 
-    .venv/bin/python -m bench.floor_tables CONNECTION_STRING [--seconds 10] [--concurrency 32]
+    .venv/bin/python -m bench.floor_tables CONNECTION_STRING [--seconds 10] [--concurrency 32] [--sdk-defaults]
 
 Per key: insert an in-progress entity, then replace it with the completed one on its ETag, the same
-entities (properties and compressed bodies) the gateway writes. Prints one JSON line: keys, seconds and
-this process's CPU seconds over the measured window.
+entities (properties and compressed bodies) the gateway writes, with the gateway's transport options
+(`--sdk-defaults`: the SDK's own). Prints one JSON line: keys, seconds and this process's CPU seconds
+over the measured window.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
+
+from meetings_core.outbound import azure_transport_options
 
 TABLE = "benchfloor"
 _REQUEST = json.dumps({"externalId": "x" * 40, "subject": "bench"}).encode()
@@ -52,8 +55,9 @@ async def _one_key(table: TableClient) -> None:
     )
 
 
-async def run(connection: str, seconds: float, concurrency: int) -> dict[str, float]:
-    async with TableClient.from_connection_string(connection, TABLE) as table:
+async def run(connection: str, seconds: float, concurrency: int, sdk_defaults: bool) -> dict[str, float]:
+    options = {} if sdk_defaults else azure_transport_options()
+    async with TableClient.from_connection_string(connection, TABLE, **options) as table:
         with contextlib.suppress(ResourceExistsError):
             await table.create_table()
         await asyncio.gather(*(_one_key(table) for _ in range(concurrency)))  # open the pool's connections
@@ -76,8 +80,9 @@ def main() -> None:
     parser.add_argument("connection")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--sdk-defaults", action="store_true")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.connection, args.seconds, args.concurrency))))
+    print(json.dumps(asyncio.run(run(args.connection, args.seconds, args.concurrency, args.sdk_defaults))))
 
 
 if __name__ == "__main__":
