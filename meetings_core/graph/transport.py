@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import ssl
 import urllib.request
+from typing import TYPE_CHECKING
 
-import aiohttp
 import httpx
-from multidict import CIMultiDict
 
-# aiohttp's failures before a connection exists: nothing was sent.
-_CONNECT_TIMEOUT = aiohttp.ConnectionTimeoutError
-_CONNECT_FAILED = aiohttp.ClientConnectorError
+if TYPE_CHECKING:  # imported on first use: a cold start does not pay for aiohttp before its first Graph call
+    import aiohttp
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -34,6 +32,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._closed = False
 
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._closed:
             raise RuntimeError("the Graph transport is closed")
         if self._session is None:
@@ -49,6 +49,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import aiohttp
+        from multidict import CIMultiDict
+
         timeout = request.extensions.get("timeout", {})
         try:
             async with self._client().request(
@@ -62,9 +65,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 ),
             ) as answer:
                 body = await answer.read()
-        except _CONNECT_TIMEOUT as exc:
+        except aiohttp.ConnectionTimeoutError as exc:  # no connection yet (pool or connect): nothing was sent
             raise httpx.ConnectTimeout(str(exc), request=request) from exc
-        except _CONNECT_FAILED as exc:
+        except aiohttp.ClientConnectorError as exc:  # the connection could not be made: nothing was sent
             raise httpx.ConnectError(str(exc), request=request) from exc
         except aiohttp.SocketTimeoutError as exc:
             raise httpx.ReadTimeout(str(exc), request=request) from exc
