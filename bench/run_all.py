@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["storage_ops", "latency", "throughput", "graph_calls", "cold_start"]
+BENCHMARKS = ["cpu", "storage_ops", "latency", "throughput", "graph_calls", "cold_start"]
 
 
 def main() -> None:

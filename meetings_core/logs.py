@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -19,8 +20,16 @@ _SECRETS = [
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
+# Every pattern above needs one of these (lowercased) or "eyJ": text with none is returned as it is,
+# without running the expressions; most log lines (the access log's among them) have none.
+_MARKERS = ("bearer", "accountkey=", "sig=", "code=", "x-functions-key", "x-identity-header")
+
+
 def redact(text: str) -> str:
     """Mask bearer tokens, JWTs, account keys, SAS signatures and function keys."""
+    lowered = text.lower()
+    if "eyJ" not in text and not any(marker in lowered for marker in _MARKERS):
+        return text
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text
@@ -51,9 +60,10 @@ def redact_record(record: logging.LogRecord) -> None:
     try:
         text = record.getMessage()
     except (TypeError, ValueError):  # a bad format string: keep the template, drop the arguments
-        text = str(record.msg)
-    record.msg = redact(text)
-    record.args = None
+        record.msg, record.args = redact(str(record.msg)), None
+    else:
+        if (masked := redact(text)) != text:
+            _mask_message(record, masked)
     if record.exc_info and record.exc_info[1] is not None:
         exc = record.exc_info[1]
         if _holds_secret(exc, set()):
@@ -62,6 +72,21 @@ def redact_record(record: logging.LogRecord) -> None:
             record.exc_text = None
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
+
+
+def _mask_message(record: logging.LogRecord, masked: str) -> None:
+    """Mask the arguments when that masks the message, else replace the message with its masked text.
+
+    Formatters that read `record.args` themselves (uvicorn's access log unpacks its five) keep working
+    when the secret sits in one argument, such as a `?code=` in the logged path.
+    """
+    if isinstance(record.args, tuple) and record.args:
+        args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        with contextlib.suppress(TypeError, ValueError):
+            if str(record.msg) % args == masked:
+                record.args = args
+                return
+    record.msg, record.args = masked, None
 
 
 def _chain(exc: BaseException) -> BaseException | None:

@@ -21,6 +21,7 @@ from .http.status_url import StatusUrlKey, StatusUrlSigner
 from .idempotency.cache import CompletedCache
 from .idempotency.engine import EngineConfig, IdempotencyEngine
 from .idempotency.table_store import TableReservationStore
+from .outbound import azure_transport_options, graph_http
 from .settings import ANSWER_LIMIT_SECONDS, Settings
 from .telemetry.store import MeteredStore
 
@@ -58,6 +59,7 @@ def table_client(settings: Settings, credential: AsyncTokenCredential) -> TableC
         "retry_total": 2,
         "retry_backoff_factor": 0.2,
         "retry_backoff_max": 1,
+        **azure_transport_options(),
     }
     if settings.tables_connection_string is not None:
         return TableClient.from_connection_string(
@@ -70,12 +72,7 @@ def table_client(settings: Settings, credential: AsyncTokenCredential) -> TableC
 async def build_services(settings: Settings) -> Services:
     """Create every client for this worker (the table is created if missing, for Azurite)."""
     credential = ManagedIdentityCredential(client_id=settings.azure_client_id)
-    http = httpx.AsyncClient(
-        base_url=settings.graph_base_url,
-        timeout=httpx.Timeout(settings.graph_deadline_seconds, connect=5.0),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        headers={"User-Agent": "meeting-gateway/0.1"},
-    )
+    http = graph_http(settings.graph_base_url, settings.graph_deadline_seconds)
     tokens = TokenProvider(credential, settings.graph_scope)
     graph = GraphClient(http, tokens, deadline_seconds=settings.graph_deadline_seconds)
     store = TableReservationStore(table_client(settings, credential), settings.store_timeout_seconds)

@@ -6,7 +6,10 @@ import json
 import logging
 import traceback
 
-from meetings_core.logs import JsonFormatter, configure_logging, redact
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from meetings_core.logs import _SECRETS, JsonFormatter, configure_logging, redact
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2dyYXBoIn0.c2lnbmF0dXJlLWJ5dGVz"
 
@@ -82,3 +85,50 @@ def test_exceptions_without_secrets_are_logged_unchanged():
     finally:
         logger.removeHandler(capture)
     assert capture.records[0].exc_info[1].__class__ is KeyError  # type: ignore[index]
+
+
+def test_formatters_that_unpack_args_get_them_masked_not_dropped():
+    from uvicorn.logging import AccessFormatter
+
+    configure_logging("INFO")
+    capture = _Capture()
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(capture)
+    access.setLevel(logging.INFO)
+    try:
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "POST", "/v1.0/x?code=k3ysecret&a=1", "1.1", 201)
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/health", "1.1", 200)
+    finally:
+        access.removeHandler(capture)
+    masked, plain = (AccessFormatter("%(request_line)s %(status_code)s").format(r) for r in capture.records)
+    assert masked == "POST /v1.0/x?code=***&a=1 HTTP/1.1 201 Created"
+    assert plain == "GET /health HTTP/1.1 200 OK"
+    assert capture.records[1].args == ("127.0.0.1:5", "GET", "/health", "1.1", 200)
+
+
+_MARKED = [
+    "Bearer ",
+    "bEaReR\t",
+    "eyJhbGci",
+    "AccountKey=",
+    "SIG=",
+    "CoDe=",
+    "x-functions-key: ",
+    "X-Identity-Header: ",
+]
+_FRAGMENTS = [*_MARKED, "abc.def", "eyj", ".", "x", " ", "&", ";", "k3y", '"']
+
+
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=12).map("".join))
+@example("CoDe=k3y")
+@example("SIG=k3y")
+@example("bEaReR\tk3y")
+@example("eyJhbGci.k3y.x")
+@example("ACCOUNTKEY=k3y")
+@example('X-Functions-Key: "k3y"')
+@example("x-IDENTITY-header: k3y")
+def test_the_quick_check_before_the_patterns_never_skips_a_secret(text: str):
+    expected = text
+    for pattern, replacement in _SECRETS:
+        expected = pattern.sub(replacement, expected)
+    assert redact(text) == expected

@@ -293,9 +293,15 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           }
         }
       }
+      // Derived from the measured CPU and memory per request: docs/BENCHMARKS.md#flex-consumption-settings.
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: 2048
+        triggers: {
+          http: {
+            perInstanceConcurrency: 64
+          }
+        }
       }
       runtime: {
         name: 'python'
