@@ -172,7 +172,7 @@ class Settings(BaseSettings):
         if self.graph_grace_seconds < MIN_GRACE_SECONDS and not self.local_development:
             raise ValueError(
                 f"GRAPH_GRACE_SECONDS below {MIN_GRACE_SECONDS} s is allowed only with LOCAL_DEVELOPMENT=true: it is "
-                "the time Graph keeps to finish a call the gateway gave up on, and the room for clock skew"
+                "the time Graph keeps to finish a call the gateway gave up on before another request may reach it"
             )
         if self.graph_deadline_seconds < MIN_DEADLINE_SECONDS and not self.local_development:
             raise ValueError(

@@ -14,15 +14,20 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
+from azure.data.tables.aio import TableClient
 
 from devstack.stack import LocalStack, Process
+from meetings_core.errors import GatewayError
 from meetings_core.graph.errors import OutcomeUnknown
+from meetings_core.idempotency import table_store
 from meetings_core.idempotency.cache import CompletedCache
-from meetings_core.idempotency.engine import EngineConfig, IdempotencyEngine
+from meetings_core.idempotency.engine import EngineConfig, IdempotencyEngine, utcnow
+from meetings_core.idempotency.records import Reservation, State
+from meetings_core.idempotency.table_store import TableReservationStore
 from tests.conftest import GATEWAY_ENV, _view
 from tests.memory_store import MemoryStore
 from tests.stackutil import ORGANIZER, body_for, create_url
-from tests.test_engine import CTX, Clock, FakeGraph, call
+from tests.test_engine import CTX, Clock, FakeGraph, call, key
 
 LEASE, GRACE, DEADLINE = 14.0, 12.0, 2.0
 
@@ -117,3 +122,33 @@ def test_the_engine_clock_follows_the_monotonic_clock_not_the_wall_clock(monkeyp
     monkeypatch.setattr(context.time, "monotonic", lambda: context._MONOTONIC_ANCHOR + 5.0)
     monkeypatch.setattr(context.time, "time", lambda: 0.0)  # a wall clock stepped back to 1970
     assert context.utcnow() == context._WALL_ANCHOR + timedelta(seconds=5)
+
+
+async def test_a_read_without_storages_date_is_refused_not_judged_by_the_instances_clock(
+    local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+):
+    """Without the read's Date header nothing on storage's clock says the lease ended: the instance's clock
+    (here an hour ahead) must not stand in for it. The store fails closed: 503, no Graph call, no takeover."""
+    monkeypatch.setattr(table_store, "_date_of", lambda dates: lambda response: None)  # an answer without Date
+    c = call()
+    live = Reservation(
+        key=key(), fingerprint=c.fingerprint, state=State.IN_PROGRESS, api_version="v1.0", caller=CTX.caller,
+        created_at=utcnow(), owner="live-owner", lease_until=utcnow() + timedelta(seconds=LEASE),
+        request=json.dumps(c.body).encode(), lease_seconds=LEASE,
+    )  # fmt: skip
+    tables = local_stack.gateway_env()["TABLES_CONNECTION_STRING"]
+    async with TableClient.from_connection_string(tables, "meetingreservations") as table:
+        store = TableReservationStore(table)
+        await store.create_table()
+        await store.remove(live.key)
+        await store.insert(live)
+        real = Clock()
+        graph = FakeGraph(real)
+        ahead = _engine(store, graph, lambda: utcnow() + timedelta(hours=1), real)  # type: ignore[arg-type]
+        try:
+            with pytest.raises(GatewayError) as raised:
+                await ahead.create_or_get(c, CTX)
+            assert raised.value.status == 503
+            assert graph.calls == []
+        finally:
+            await store.remove(live.key)

@@ -14,6 +14,7 @@ from meetings_core.errors import GatewayError
 from meetings_core.graph.client import GraphResult
 from meetings_core.idempotency.keys import ReservationKey
 from meetings_core.idempotency.records import State
+from meetings_core.idempotency.store import ReservationChanged
 from tests.stackutil import ORGANIZER, Stack, body_for, create_url
 from tests.test_engine import CTX, LEASE, _meeting, call, key, rig, seed_in_progress, stored
 
@@ -149,3 +150,23 @@ async def test_a_beta_asynchronous_duplicate_polls_its_signed_status_url_into_th
     assert "/beta/" in polled.json()["@odata.context"]
     assert polled.json()["id"] == created.json()["id"]
     assert (await stack.graph_stats())["calls_by_version"] == {"v1.0": 1, "beta": 1}
+
+
+async def test_a_refusal_after_a_retried_version_switch_still_puts_the_meetings_record_back():
+    """The switch's replace commits but its retry reports a conflict (azure-core retried it): the caller goes on
+    as owner, and a refusal must still restore the completed record it replaced, not delete the key."""
+    r = rig(cache_size=0)
+    assert (await r.engine.create_or_get(call("v1.0"), CTX)).status == 201
+    v1_record = stored(r)
+
+    def retried(operation: str, record: Any) -> None:
+        if operation == "replace":
+            r.store.after = None
+            raise ReservationChanged(record.key)
+
+    r.store.after = retried
+    r.graph.script = [GatewayError(403, "Forbidden", "no beta for you")]
+    with pytest.raises(GatewayError) as raised:
+        await r.engine.create_or_get(call("beta"), CTX)
+    assert raised.value.status == 403
+    assert replace(stored(r), etag=None) == replace(v1_record, etag=None)

@@ -72,11 +72,13 @@ class EngineConfig:
 
 @dataclass(slots=True)
 class Turn:
-    """One answer: when it is due, this request's owner token, and when it last sent a lease write."""
+    """One answer: when it is due, this request's owner token, when it last sent a lease write, and the
+    completed record that write replaced (a switch of API version), to put back if Graph refuses."""
 
     answer_by: datetime
     mine: str = field(default_factory=lambda: uuid.uuid4().hex)
     leased_at: datetime | None = None
+    replaced: Reservation | None = None
 
     def holds(self, record: Reservation) -> bool:
         """True when the record is in progress under this request's token (its own write, maybe retried)."""

@@ -61,10 +61,9 @@ class Settle:
                 taken = await owner.take(record, forward, turn)
                 if taken is not None:
                     log.warning("took over a reservation", extra={"operation_id": key.digest})
-                    restore = record if record.state is State.COMPLETED else None
-                    if restore is None:  # a lease taken over, not a version switch
+                    if turn.replaced is None:  # a lease taken over, not a version switch
                         signals.took_over("duplicate")
-                    return await owner.own(taken, forward, ctx, turn, restore)
+                    return await owner.own(taken, forward, ctx, turn)
                 record = None
                 continue
             if owner.clock() >= wait_until:

@@ -48,6 +48,7 @@ class Owner:
     ) -> Reservation | None:
         """The new reservation, or None when the key exists (possibly by our own retried insert)."""
         now = turn.leased_at = self.clock()
+        turn.replaced = None
         record = Reservation(
             key=key,
             fingerprint=call.fingerprint,
@@ -68,6 +69,8 @@ class Owner:
     async def take(self, record: Reservation, forward: Forward, turn: Turn) -> Reservation | None:
         """Become the record's owner by ETag replace, or None if someone else changed it first."""
         now = turn.leased_at = self.clock()
+        # Kept even if the write is reported as a conflict: a retried write may have committed (then ours).
+        turn.replaced = record if record.state is State.COMPLETED else None
         lease = self.config.lease
         taken = record.with_owner(turn.mine, now + lease, forward.api_version, forward.request, lease.total_seconds())
         try:
@@ -75,16 +78,9 @@ class Owner:
         except ReservationChanged:
             return None
 
-    async def own(
-        self,
-        record: Reservation,
-        forward: Forward,
-        ctx: RequestContext,
-        turn: Turn,
-        restore: Reservation | None = None,
-    ) -> Outcome:
-        """Holding the reservation: call Graph, then record the result, release the key, or hold it.
-        `restore` is the completed record this owner replaced, put back if Graph refuses."""
+    async def own(self, record: Reservation, forward: Forward, ctx: RequestContext, turn: Turn) -> Outcome:
+        """Holding the reservation: call Graph, then record the result, release the key (or put back the
+        completed record this turn replaced), or hold it."""
         lease_left = self._lease_left(turn)
         # Never in flight during the lease's last grace, and always room for the completion and its re-read.
         budget = min(lease_left - self.config.grace_seconds, self.left(turn) - 2 * self.config.store_seconds)
@@ -105,6 +101,7 @@ class Owner:
             self._hold(record, exc, turn)
             raise
         except GatewayError:
+            restore = turn.replaced
             await (self._restore(record, restore) if restore else self._release(record))
             raise
         except Exception as exc:

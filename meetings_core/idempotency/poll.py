@@ -39,10 +39,9 @@ class StatusPoll:
                 taken = await owner.store.get_by_digest(digest)
             if taken is not None and turn.holds(taken):
                 log.warning("status poll took over the reservation", extra={"operation_id": digest})
-                restore = record if record.state is State.COMPLETED else None
-                if restore is None:  # a lease taken over, not a version switch
+                if turn.replaced is None:  # a lease taken over, not a version switch
                     signals.took_over("status_poll")
-                outcome = await owner.own(taken, forward, ctx, turn, restore)
+                outcome = await owner.own(taken, forward, ctx, turn)
                 return replace(outcome, caller=taken.caller)
             record = taken or record
         if record.state is State.COMPLETED and record.api_version == version:

@@ -57,7 +57,8 @@ class Reservation:
             raise CorruptRecord(f"completed record {self.key.digest} has no status, body or expiry")
 
     def judged_at(self, local_now: datetime) -> datetime:
-        """The instant to judge this record's lease at: storage's clock when it was read, else `local_now`."""
+        """The instant to judge this record's lease at: storage's clock when it was read (the Table store
+        always gives it, or fails the read), else `local_now` (a store with no clock of its own, in tests)."""
         return self.read_at or local_now
 
     def lease_ended(self, now: datetime) -> bool:

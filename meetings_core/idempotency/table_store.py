@@ -186,9 +186,13 @@ def _date_of(dates: list[str]) -> Callable[[Any], None]:
     return hook
 
 
-def _server_time(dates: list[str]) -> datetime | None:
-    # HTTP dates have whole seconds, rounded down: never later than storage's time of the read.
+def _server_time(dates: list[str]) -> datetime:
+    """Storage's clock at the read; without it a lease could only be judged by this instance's clock, so the
+    read fails closed (Table Storage dates every answer: RFC 9110, 6.6.1)."""
     try:
-        return parsedate_to_datetime(dates[-1]) if dates else None
+        when = parsedate_to_datetime(dates[-1]) if dates else None
     except (TypeError, ValueError):
-        return None
+        when = None
+    if when is None or when.tzinfo is None:
+        raise StoreUnavailable(f"Table Storage's answer had no usable Date header ({dates[-1:]})")
+    return when
