@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 from datetime import timedelta
 from itertools import product
 
@@ -131,3 +132,14 @@ async def test_the_insert_again_loop_stops_at_the_deadline(answer_seconds: float
     assert (raised.value.status, raised.value.code) == (503, "RequestInProgress")
     assert "Retry-After" in raised.value.headers
     assert (clock.elapsed() <= ANSWER_LIMIT_SECONDS) == (answer_seconds == ANSWER_LIMIT_SECONDS)
+
+
+@pytest.mark.parametrize("spent", [0.0, 100.0])
+async def test_time_spent_before_the_engine_comes_off_the_answers_deadline(spent: float):
+    """The HTTP layer's body read and authentication count: a request that arrived `spent` seconds ago is
+    answered by the limit counted from its arrival (issue 19 item 2)."""
+    clock = Clock()
+    e = engine(clock, FlappingStore(clock, flaps=10**9), FakeGraph(clock), ANSWER_LIMIT_SECONDS)
+    with pytest.raises(GatewayError):
+        await e.create_or_get(call(), replace(CTX, spent_seconds=spent))
+    assert spent + clock.elapsed() <= ANSWER_LIMIT_SECONDS  # counted from the engine's start: 100 + 57 s

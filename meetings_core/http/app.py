@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -192,6 +193,7 @@ def _context(request: Request, caller: Caller) -> RequestContext:
         respond_async="respond-async" in request.headers.get("prefer", "").lower(),
         read_others=policy.may_read_others(caller),
         allows=lambda organizer_id, api_version: policy.allows(caller, organizer_id, api_version),
+        spent_seconds=time.monotonic() - request.state.arrived,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from starlette.datastructures import MutableHeaders
@@ -28,6 +29,7 @@ class CorrelationMiddleware:
         sent = _header(scope, b"client-request-id")
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        state["arrived"] = time.monotonic()  # the answer's deadline counts from here (RequestContext)
         state["client_request_id"] = sent if sent and _CLIENT_REQUEST_ID.fullmatch(sent) else request_id
 
         async def send_with_headers(message: Message) -> None:

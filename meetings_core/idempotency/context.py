@@ -47,6 +47,9 @@ class RequestContext:
     read_others: bool = False
     # The caller's policy for (organizer id, API version); the status URL checks it on the stored record.
     allows: Callable[[str, str], bool] = _allow_all
+    # Seconds the HTTP layer spent before the engine was called (body read, authentication): the answer's
+    # deadline counts from the request's arrival, not from the engine's start.
+    spent_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,7 @@ class IdempotencyEngine:
             if cached is not None and cached.api_version == call.api_version:
                 # The same checks as a stored replay (duplicate.py): whose key, and the same body.
                 return self._settle.replay(cached, call, ctx)
-            return await self._settle(key, call, ctx, owner.turn())
+            return await self._settle(key, call, ctx, owner.turn(ctx))
         except StoreUnavailable as exc:
             raise storage_unavailable(exc) from exc
         except RecordUnreadable as exc:

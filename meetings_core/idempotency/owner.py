@@ -36,8 +36,8 @@ class Owner:
     cache: CompletedCache
     clock: Callable[[], datetime]
 
-    def turn(self) -> Turn:
-        return Turn(self.clock() + timedelta(seconds=self.config.answer_seconds))
+    def turn(self, ctx: RequestContext) -> Turn:
+        return Turn(self.clock() + timedelta(seconds=self.config.answer_seconds - ctx.spent_seconds))
 
     def left(self, turn: Turn) -> float:
         """Seconds left before this answer is due."""

@@ -27,7 +27,7 @@ class StatusPoll:
     async def __call__(self, operation_id: str, ctx: RequestContext) -> Outcome:
         owner = self._owner
         digest, versioned, asked = operation_id.partition("_")
-        turn = owner.turn()
+        turn = owner.turn(ctx)
         record = await self._visible(digest, asked if versioned else None, ctx)
         version = asked or record.api_version  # status URLs made before versions were named
         if record.lease_ended(record.judged_at(owner.clock())) or _other_version(record, version):
