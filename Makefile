@@ -47,5 +47,11 @@ soak: venv azurite
 fuzz-long: venv azurite
 	$(BIN)/pytest tests/test_fuzz.py --hypothesis-profile=long
 
+# Break each rule of the promise in turn and check that a test notices (scripts/mutant_catalogue.py); about
+# 5 minutes, not part of `make test`. MUTANTS="--only retry" runs a subset.
+.PHONY: mutants
+mutants: venv azurite
+	$(BIN)/python scripts/mutants.py $(MUTANTS)
+
 clean:
 	rm -rf $(VENV) node_modules .azurite .devstack .mypy_cache .ruff_cache .pytest_cache .hypothesis
