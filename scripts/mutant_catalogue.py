@@ -21,6 +21,7 @@ GRAPH_TESTS = ("tests/test_graph_outcome_rules.py", "tests/test_graph_client_edg
 STORE_TESTS = ("tests/test_store_rules.py",)
 CALLER_TESTS = ("tests/test_caller_rules.py", "tests/test_engine_rules.py", "tests/test_hmac_and_policy.py")
 
+Edit = tuple[str, str]  # (old code text, new code text)
 _REPLACE_BLIND = '__import__("dataclasses").replace({record}, etag=(await self._store.get({key})).etag)'
 
 
@@ -29,9 +30,12 @@ class Mutant:
     name: str
     rule: str
     where: str
-    edits: tuple[tuple[str, str], ...]
+    edits: tuple[Edit, ...]
     tests: tuple[str, ...]
     listed: bool = False
+    # Other spellings of the same break, tried in order when `edits` does not apply (code before/after a
+    # refactor): the first set whose every edit applies is used.
+    alternatives: tuple[tuple[Edit, ...], ...] = ()
 
 
 CATALOGUE: tuple[Mutant, ...] = (

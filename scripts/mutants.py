@@ -17,6 +17,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,21 +71,35 @@ def pattern(old: str) -> re.Pattern[str]:
 
 
 def patch(root: Path, mutant: Mutant) -> dict[Path, str]:
-    """Apply the mutant's edits in `root`; return the original text of each file changed."""
-    originals: dict[Path, str] = {}
-    files = sorted(Path(p) for p in glob.glob(str(root / mutant.where)))
-    for old, new in mutant.edits:
-        hits = [(f, m) for f in files for m in pattern(old).finditer(f.read_text())]
+    """Apply the mutant's edits (or the first alternative that applies) in `root`; return the original text
+    of each file changed."""
+    texts = {path: path.read_text() for path in sorted(Path(p) for p in glob.glob(str(root / mutant.where)))}
+    problems = []
+    for edits in (mutant.edits, *mutant.alternatives):
+        patched = _apply(dict(texts), edits)
+        if isinstance(patched, str):
+            problems.append(patched)
+            continue
+        changed = {path: texts[path] for path, text in patched.items() if text != texts[path]}
+        for path in changed:
+            path.write_text(patched[path])
+        return changed
+    raise Stale("; ".join(problems))
+
+
+def _apply(texts: dict[Path, str], edits: tuple[tuple[str, str], ...]) -> dict[Path, str] | str:
+    """The texts with each edit made in turn, or what went wrong."""
+    for old, new in edits:
+        hits = [(path, match) for path, text in texts.items() for match in pattern(old).finditer(text)]
         if len(hits) != 1:
-            raise Stale(f"{len(hits)} matches for {old!r} in {mutant.where}")
+            return f"{len(hits)} matches for {old!r}"
         path, match = hits[0]
-        text = path.read_text()
-        originals.setdefault(path, text)
+        text = texts[path]
         line_start = text.rfind("\n", 0, match.start()) + 1
         indent = text[line_start : match.start()]
         indent = indent if not indent.strip() else ""
-        path.write_text(text[: match.start()] + new.replace("\n", "\n" + indent) + text[match.end() :])
-    return originals
+        texts[path] = text[: match.start()] + new.replace("\n", "\n" + indent) + text[match.end() :]
+    return texts
 
 
 def test_files(root: Path, patterns: tuple[str, ...], without_rules: bool) -> list[str]:
@@ -114,7 +129,10 @@ def run_mutant(root: Path, mutant: Mutant, without_rules: bool) -> Result:
                 compile(path.read_text(), str(path), "exec")
             except SyntaxError as exc:
                 return Result(mutant, "BROKEN", 0.0, f"{path.name}: {exc}")
-        done = pytest(root, test_files(root, mutant.tests, without_rules))
+        files = test_files(root, mutant.tests, without_rules)
+        if not files:
+            return Result(mutant, "missed", 0.0, "no tests selected")
+        done = pytest(root, files)
     finally:
         for path, text in originals.items():
             path.write_text(text)
@@ -132,8 +150,8 @@ def baseline(root: Path, mutants: list[Mutant], without_rules: bool) -> bool:
     ok = True
     for tests in dict.fromkeys(m.tests for m in mutants):
         files = test_files(root, tests, without_rules)
-        done = pytest(root, files)
-        if done.returncode != 0:
+        done = pytest(root, files) if files else None
+        if done is not None and done.returncode != 0:
             print(f"baseline FAILED for {' '.join(files)}:\n{done.stdout[-2000:]}", file=sys.stderr)
             ok = False
     return ok
@@ -161,6 +179,7 @@ def main() -> int:
             print(f"{'*' if m.listed else ' '} {m.name:36} {m.rule}")
         return 0
     started = time.monotonic()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # so the copy is removed
     with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
         root = Path(tmp)
         copy_checkout(root)

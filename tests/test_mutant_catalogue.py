@@ -55,3 +55,11 @@ def test_text_not_found_exactly_once_is_stale(tmp_path: Path, text: str):
     (tmp_path / "m.py").write_text("def f(x):\n    if x:\n        return 1\n    return 2\n")
     with pytest.raises(Stale):
         patch(tmp_path, Mutant("t", "r", "m.py", ((text, "pass"),), ()))
+
+
+def test_the_first_alternative_that_applies_is_used(tmp_path: Path):
+    source = tmp_path / "m.py"
+    source.write_text("x = 1\n")
+    mutant = Mutant("t", "r", "m.py", (("y = 1", "y = 2"),), (), alternatives=((("x = 1", "x = 3"),),))
+    patch(tmp_path, mutant)
+    assert source.read_text() == "x = 3\n"
