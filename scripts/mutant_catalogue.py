@@ -4,6 +4,9 @@ Each mutant is a small textual patch, found by its code text (whitespace-insensi
 so it survives code moving between modules; the text must occur exactly once there. `new` replaces the
 matched text; a line break in it continues at the indentation of the line the match starts on.
 `listed` marks the breaks issue 19 (item 8) found no test catching.
+
+Where the engine's code was rewritten (issue 19 splits engine.py into owner.py, duplicate.py, poll.py and
+answers.py), a mutant carries both spellings: `edits` for one, `alternatives` for the other.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ STORE_TESTS = ("tests/test_store_rules.py",)
 CALLER_TESTS = ("tests/test_caller_rules.py", "tests/test_engine_rules.py", "tests/test_hmac_and_policy.py")
 
 Edit = tuple[str, str]  # (old code text, new code text)
-_REPLACE_BLIND = '__import__("dataclasses").replace({record}, etag=(await self._store.get({key})).etag)'
+
+
+def _blind(store: str, record: str) -> str:
+    """A replace that re-reads the current ETag first: the write lands whatever changed since `record` was read."""
+    current = f"(await {store}.get({record}.key)).etag"
+    return f'await {store}.replace(__import__("dataclasses").replace({record}, etag={current}))'
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,9 @@ class Mutant:
     # Other spellings of the same break, tried in order when `edits` does not apply (code before/after a
     # refactor): the first set whose every edit applies is used.
     alternatives: tuple[tuple[Edit, ...], ...] = ()
+    # A rule whose code exists only in some versions (the engine lane's deadline and clock checks): where
+    # none of its spellings is found it is reported n/a, not stale.
+    optional: bool = False
 
 
 CATALOGUE: tuple[Mutant, ...] = (
@@ -47,6 +58,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         (("await self._store.delete(record)", "await self._store.remove(record.key)"),),
         ENGINE_TESTS,
         listed=True,
+        alternatives=((("await self.store.delete(record)", "await self.store.remove(record.key)"),),),
     ),
     Mutant(
         "store-delete-unconditional",
@@ -74,6 +86,16 @@ CATALOGUE: tuple[Mutant, ...] = (
         ),
         ENGINE_TESTS,
         listed=True,
+        alternatives=(
+            (
+                (
+                    "forward = Forward.of_record(record, version) taken = await owner.take(record, forward, turn)",
+                    "forward = Forward.of_record(record, version)\n"
+                    "taken = record.with_owner(turn.mine, owner.clock() + owner.config.lease, forward.api_version, "
+                    "forward.request, owner.config.lease.total_seconds())",
+                ),
+            ),
+        ),
     ),
     Mutant(
         "read-timeout-retried",
@@ -109,6 +131,15 @@ CATALOGUE: tuple[Mutant, ...] = (
         ),
         ENGINE_TESTS,
         listed=True,
+        alternatives=(
+            (
+                (
+                    "check_caller(record, ctx) check_fingerprint(record, call, self._owner.config) "
+                    "return replayed(record)",
+                    "check_fingerprint(record, call, self._owner.config)\nreturn replayed(record)",
+                ),
+            ),
+        ),
     ),
     Mutant(
         "in-progress-fingerprint-unchecked",
@@ -117,6 +148,14 @@ CATALOGUE: tuple[Mutant, ...] = (
         (("self._check_fingerprint(record, call) now = self._clock()", "now = self._clock()"),),
         ENGINE_TESTS,
         listed=True,
+        alternatives=(
+            (
+                (
+                    "check_fingerprint(record, call, config) now = record.judged_at(owner.clock())",
+                    "now = record.judged_at(owner.clock())",
+                ),
+            ),
+        ),
     ),
     Mutant(
         "key-without-organizer",
@@ -150,27 +189,40 @@ CATALOGUE: tuple[Mutant, ...] = (
             (
                 "return await self._store.replace(record.with_owner(mine, lease_until, forward.api_version, "
                 "forward.request))",
-                "return await self._store.replace("
-                + _REPLACE_BLIND.format(
-                    record="record.with_owner(mine, lease_until, forward.api_version, forward.request)",
-                    key="record.key",
-                )
-                + ")",
+                "taken = record.with_owner(mine, lease_until, forward.api_version, forward.request)\n"
+                "return " + _blind("self._store", "taken"),
             ),
         ),
         ENGINE_TESTS,
+        alternatives=((("return await self.store.replace(taken)", "return " + _blind("self.store", "taken")),),),
+    ),
+    Mutant(
+        "in-progress-caller-unchecked",
+        "a duplicate of another caller's in-progress key is refused (it would wait for or take over their call)",
+        IDEMPOTENCY,
+        (
+            (
+                "_check_caller(record, ctx) self._check_fingerprint(record, call) now = self._clock()",
+                "self._check_fingerprint(record, call)\nnow = self._clock()",
+            ),
+        ),
+        ENGINE_TESTS,
+        alternatives=(
+            (
+                (
+                    "check_caller(record, ctx) check_fingerprint(record, call, config) now = record.judged_at(",
+                    "check_fingerprint(record, call, config)\nnow = record.judged_at(",
+                ),
+            ),
+        ),
     ),
     Mutant(
         "completion-without-etag",
         "the completion write is ETag-conditional (a stale owner never overwrites a taker's record)",
         IDEMPOTENCY,
-        (
-            (
-                "stored = await self._store.replace(done)",
-                "stored = await self._store.replace(" + _REPLACE_BLIND.format(record="done", key="done.key") + ")",
-            ),
-        ),
+        (("stored = await self._store.replace(done)", "stored = " + _blind("self._store", "done")),),
         ENGINE_TESTS,
+        alternatives=((("stored = await self.store.replace(done)", "stored = " + _blind("self.store", "done")),),),
     ),
     Mutant(
         "store-replace-unconditional",
@@ -188,13 +240,11 @@ CATALOGUE: tuple[Mutant, ...] = (
         "store-insert-upserts",
         "the Table store's insert fails when the key exists (the serialization point)",
         TABLE_STORE,
-        (
-            (
-                "self._table.create_entity(_to_entity(record))",
-                "self._table.upsert_entity(_to_entity(record), mode=UpdateMode.REPLACE)",
-            ),
-        ),
+        (("self._table.create_entity(_to_entity(record))", "self._table.upsert_entity(_to_entity(record))"),),
         STORE_TESTS,
+        alternatives=(
+            (("self._table.create_entity(to_entity(record))", "self._table.upsert_entity(to_entity(record))"),),
+        ),
     ),
     Mutant(
         "takeover-keeps-old-lease",
@@ -202,6 +252,14 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (("lease_until = self._clock() + self._config.lease", "lease_until = record.lease_until"),),
         ENGINE_TESTS,
+        alternatives=(
+            (
+                (
+                    "taken = record.with_owner(turn.mine, now + lease,",
+                    "taken = record.with_owner(turn.mine, record.lease_until,",
+                ),
+            ),
+        ),
     ),
     Mutant(
         "retry-500",
@@ -240,6 +298,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (("self._hold(record, exc)", "await self._release(record)"),),
         ENGINE_TESTS,
+        alternatives=((("self._hold(record, exc, turn)", "await self._release(record)"),),),
     ),
     Mutant(
         "release-after-unexpected-failure",
@@ -247,6 +306,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (("self._hold(record, unknown)", "await self._release(record)"),),
         ENGINE_TESTS,
+        alternatives=((("self._hold(record, unknown, turn)", "await self._release(record)"),),),
     ),
     Mutant(
         "hold-after-definite-error",
@@ -254,6 +314,9 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (("await self._release(record) raise", "raise"),),
         ENGINE_TESTS,
+        alternatives=(
+            (("await (self._restore(record, restore) if restore else self._release(record)) raise", "raise"),),
+        ),
     ),
     Mutant(
         "budget-without-grace",
@@ -266,6 +329,7 @@ CATALOGUE: tuple[Mutant, ...] = (
             ),
         ),
         ENGINE_TESTS,
+        alternatives=((("budget = min(lease_left - self.config.grace_seconds,", "budget = min(lease_left,"),),),
     ),
     Mutant(
         "late-owner-calls-graph",
@@ -280,6 +344,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (("if record.lease_ended(now):", "if True:"),),
         ENGINE_TESTS,
+        alternatives=((("if record.lease_ended(now) or record.state is State.COMPLETED:", "if True:"),),),
     ),
     Mutant(
         "replay-fingerprint-unchecked",
@@ -292,6 +357,14 @@ CATALOGUE: tuple[Mutant, ...] = (
             ),
         ),
         ENGINE_TESTS,
+        alternatives=(
+            (
+                (
+                    "check_fingerprint(record, call, self._owner.config) return replayed(record)",
+                    "return replayed(record)",
+                ),
+            ),
+        ),
     ),
     Mutant(
         "replay-calls-graph",
@@ -306,6 +379,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (("if _held_by(record, mine):", "if False:"),),
         ENGINE_TESTS,
+        alternatives=((("if turn.holds(record):", "if False:"),),),
     ),
     Mutant(
         "status-shows-other-callers",
@@ -320,6 +394,14 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (("return mine and ctx.allows(record.key.organizer_id, record.api_version)", "return mine"),),
         ENGINE_TESTS,
+        alternatives=(
+            (
+                (
+                    "return mine and ctx.allows(organizer, record.api_version) and ctx.allows(organizer, version)",
+                    "return mine",
+                ),
+            ),
+        ),
     ),
     Mutant(
         "scope-ignored",
@@ -358,5 +440,51 @@ CATALOGUE: tuple[Mutant, ...] = (
             ),
         ),
         CALLER_TESTS,
+    ),
+    # --- the engine lane's deadline and clock checks (issue 19, items 1 and 2): only where that code exists ---
+    Mutant(
+        "reinsert-loop-ignores-deadline",
+        "the duplicate's insert-again loop stops when the answer's deadline is near",
+        IDEMPOTENCY,
+        (("if owner.left(turn) < config.owner_step_seconds: raise busy(", "if False:\n    raise busy("),),
+        ENGINE_TESTS,
+        optional=True,
+    ),
+    Mutant(
+        "takeover-ignores-deadline",
+        "a duplicate takes over only with time left for the owner's whole path before the answer is due",
+        IDEMPOTENCY,
+        (("if owner.left(turn) < config.owner_step_seconds: return", "if False:\n    return"),),
+        ENGINE_TESTS,
+        optional=True,
+    ),
+    Mutant(
+        "budget-ignores-answer-deadline",
+        "the owner's Graph budget leaves room for the completion before the answer is due",
+        IDEMPOTENCY,
+        (
+            (
+                "budget = min(lease_left - self.config.grace_seconds, self.left(turn) - 2 * self.config.store_seconds)",
+                "budget = lease_left - self.config.grace_seconds",
+            ),
+        ),
+        ENGINE_TESTS,
+        optional=True,
+    ),
+    Mutant(
+        "lease-judged-by-local-clock",
+        "a lease's end is judged by storage's clock, not the instance's",
+        IDEMPOTENCY,
+        (("return self.read_at or local_now", "return local_now"),),
+        ENGINE_TESTS,
+        optional=True,
+    ),
+    Mutant(
+        "owner-lease-from-its-call",
+        "an owner measures its lease from before its write was sent, not from when the write was acknowledged",
+        IDEMPOTENCY,
+        (("sent = turn.leased_at or self.clock()", "sent = self.clock()"),),
+        ENGINE_TESTS,
+        optional=True,
     ),
 )

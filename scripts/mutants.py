@@ -33,7 +33,11 @@ _FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
 
 
 class Stale(Exception):
-    """The mutant's code text is not in its files exactly once."""
+    """The mutant's code text is not in its files exactly once; `absent` when no spelling was found at all."""
+
+    def __init__(self, message: str, absent: bool) -> None:
+        super().__init__(message)
+        self.absent = absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,22 +50,29 @@ class Result:
 
 def copy_checkout(target: Path) -> None:
     """Tracked and untracked (not ignored) files; the shared .venv and node_modules by symlink."""
-    git = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
-    listing = subprocess.run(  # noqa: S603
-        git,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    ).stdout.decode()
-    for name in filter(None, listing.split("\0")):
+    for name in _checkout_files():
         source = ROOT / name
-        if name in (".venv", "node_modules") or not source.is_file():
+        if name.split("/")[0] in (".venv", "node_modules") or not source.is_file():
             continue
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target / name)
     for link in (".venv", "node_modules"):
         if (ROOT / link).exists():
             (target / link).symlink_to((ROOT / link).resolve())
+
+
+def _checkout_files() -> list[str]:
+    git = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    try:
+        listing = subprocess.run(git, cwd=ROOT, check=True, capture_output=True).stdout.decode()  # noqa: S603
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout (an exported tree): every source file
+        skip = {".venv", "node_modules", ".git", "__pycache__", ".hypothesis", ".mypy_cache", ".ruff_cache"}
+        return [
+            str(path.relative_to(ROOT))
+            for path in ROOT.rglob("*")
+            if path.is_file() and not skip.intersection(path.relative_to(ROOT).parts)
+        ]
+    return [name for name in listing.split("\0") if name]
 
 
 def pattern(old: str) -> re.Pattern[str]:
@@ -84,7 +95,7 @@ def patch(root: Path, mutant: Mutant) -> dict[Path, str]:
         for path in changed:
             path.write_text(patched[path])
         return changed
-    raise Stale("; ".join(problems))
+    raise Stale("; ".join(problems), absent=all(p.startswith("0 matches") for p in problems))
 
 
 def _apply(texts: dict[Path, str], edits: tuple[tuple[str, str], ...]) -> dict[Path, str] | str:
@@ -122,7 +133,8 @@ def run_mutant(root: Path, mutant: Mutant, without_rules: bool) -> Result:
     try:
         originals = patch(root, mutant)
     except Stale as exc:
-        return Result(mutant, "STALE", 0.0, str(exc))
+        verdict = "n/a" if mutant.optional and exc.absent else "STALE"
+        return Result(mutant, verdict, 0.0, str(exc) if verdict == "STALE" else "its code is not in this version")
     try:
         for path in originals:
             try:
@@ -161,10 +173,13 @@ def report(results: list[Result]) -> None:
     for r in results:
         mark = "*" if r.mutant.listed else " "
         print(f"{r.verdict:7} {mark} {r.mutant.name:36} {r.seconds:5.1f}s  {r.detail}", flush=True)
-    caught = sum(r.verdict == "caught" for r in results)
-    listed = [r for r in results if r.mutant.listed]
+    applied = [r for r in results if r.verdict != "n/a"]
+    caught = sum(r.verdict == "caught" for r in applied)
+    listed = [r for r in applied if r.mutant.listed]
     listed_caught = sum(r.verdict == "caught" for r in listed)
-    print(f"\nscore: {caught}/{len(results)} caught; the issue's listed breaks (*): {listed_caught}/{len(listed)}")
+    print(f"\nscore: {caught}/{len(applied)} caught; the issue's listed breaks (*): {listed_caught}/{len(listed)}")
+    if len(applied) < len(results):
+        print(f"({len(results) - len(applied)} not applicable to this version of the code)")
 
 
 def main() -> int:
@@ -192,7 +207,7 @@ def main() -> int:
             print(f"  {result.verdict:7} {mutant.name}", file=sys.stderr, flush=True)
     report(results)
     print(f"took {time.monotonic() - started:.0f} s")
-    return 0 if all(r.verdict == "caught" for r in results) else 1
+    return 0 if all(r.verdict in ("caught", "n/a") for r in results) else 1
 
 
 if __name__ == "__main__":

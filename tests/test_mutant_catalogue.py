@@ -25,7 +25,12 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("mutant", CATALOGUE, ids=[m.name for m in CATALOGUE])
 def test_every_mutant_applies_once_and_compiles(tree: Path, mutant: Mutant):
-    originals = patch(tree, mutant)
+    try:
+        originals = patch(tree, mutant)
+    except Stale as stale:
+        if mutant.optional and stale.absent:
+            pytest.skip("an optional rule whose code is not in this version")
+        raise
     try:
         assert originals, "nothing was changed"
         for path, before in originals.items():
@@ -53,8 +58,9 @@ def test_a_line_break_in_the_new_text_continues_at_the_matched_lines_indentation
 @pytest.mark.parametrize("text", ["if y:", "return"], ids=["absent", "twice"])
 def test_text_not_found_exactly_once_is_stale(tmp_path: Path, text: str):
     (tmp_path / "m.py").write_text("def f(x):\n    if x:\n        return 1\n    return 2\n")
-    with pytest.raises(Stale):
+    with pytest.raises(Stale) as stale:
         patch(tmp_path, Mutant("t", "r", "m.py", ((text, "pass"),), ()))
+    assert stale.value.absent == (text == "if y:")
 
 
 def test_the_first_alternative_that_applies_is_used(tmp_path: Path):
