@@ -472,6 +472,31 @@ CATALOGUE: tuple[Mutant, ...] = (
         optional=True,
     ),
     Mutant(
+        "insert-again-loop-unchecked",
+        "the record-gone, insert-again loop stops before the answer is due (both of its checks skipped)",
+        IDEMPOTENCY,
+        (
+            ("if owner.left(turn) < config.owner_step_seconds: raise busy(", "if False:\n    raise busy("),
+            ("if owner.left(turn) < config.store_seconds:", "if False:"),
+        ),
+        ENGINE_TESTS,
+        optional=True,
+    ),
+    Mutant(
+        "late-takeover-unchecked",
+        "a takeover late in the wait still answers in time (the takeover's check and the budget's term skipped)",
+        IDEMPOTENCY,
+        (
+            ("if owner.left(turn) < config.owner_step_seconds: return", "if False:\n    return"),
+            (
+                "budget = min(lease_left - self.config.grace_seconds, self.left(turn) - 2 * self.config.store_seconds)",
+                "budget = lease_left - self.config.grace_seconds",
+            ),
+        ),
+        ENGINE_TESTS,
+        optional=True,
+    ),
+    Mutant(
         "lease-judged-by-local-clock",
         "a lease's end is judged by storage's clock, not the instance's",
         IDEMPOTENCY,
