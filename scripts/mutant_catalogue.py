@@ -99,11 +99,23 @@ CATALOGUE: tuple[Mutant, ...] = (
     ),
     Mutant(
         "read-timeout-retried",
-        "a read timeout is an unknown outcome: never retried",
+        "a read timeout is an unknown outcome: never retried (the retry decision treats it as never sent)",
+        GRAPH,
+        (
+            (
+                "if not isinstance(exc, (_NotProcessed, *_NEVER_SENT)):",
+                "if not isinstance(exc, (_NotProcessed, *_NEVER_SENT, httpx.ReadTimeout)):",
+            ),
+        ),
+        GRAPH_TESTS,
+        listed=True,
+    ),
+    Mutant(
+        "read-timeout-as-never-sent",
+        "a read timeout is an unknown outcome (classed with the failures that never reached Graph)",
         GRAPH,
         (("_NEVER_SENT = (httpx.ConnectError,", "_NEVER_SENT = (httpx.ReadTimeout, httpx.ConnectError,"),),
         GRAPH_TESTS,
-        listed=True,
     ),
     Mutant(
         "any-2xx-is-the-meeting",
@@ -112,7 +124,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         (
             (
                 "if status in _UNKNOWN_STATUSES or (status < 400 and status not in (200, 201)):",
-                "if status in _UNKNOWN_STATUSES:",
+                "if status in _UNKNOWN_STATUSES or 300 <= status < 400:",
             ),
             ("if status in (200, 201):", "if 200 <= status < 300:"),
         ),
