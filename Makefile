@@ -47,8 +47,8 @@ soak: venv azurite
 fuzz-long: venv azurite
 	$(BIN)/pytest tests/test_fuzz.py --hypothesis-profile=long
 
-# Break each rule of the promise in turn and check that a test notices (scripts/mutant_catalogue.py); about
-# 5 minutes, not part of `make test`. MUTANTS="--only retry" runs a subset.
+# Break each rule of the promise in turn and check that a test notices (docs/MUTANTS.md); 5 to 10 minutes
+# on a shared 2-core machine, not part of `make test`. MUTANTS="--only retry" runs a subset.
 .PHONY: mutants
 mutants: venv azurite
 	$(BIN)/python scripts/mutants.py $(MUTANTS)
