@@ -55,5 +55,11 @@ soak: venv azurite
 fuzz-long: venv azurite
 	$(BIN)/pytest tests/test_fuzz.py --hypothesis-profile=long
 
+# Break each rule of the promise in turn and check that a test notices (docs/MUTANTS.md); 5 to 10 minutes
+# on a shared 2-core machine, not part of `make test`. MUTANTS="--only retry" runs a subset.
+.PHONY: mutants
+mutants: venv azurite
+	$(BIN)/python scripts/mutants.py $(MUTANTS)
+
 clean:
 	rm -rf $(VENV) node_modules .azurite .devstack .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -70,6 +70,24 @@ class YieldingStore(MemoryStore):
         await super().delete(record)
 
 
+class ClaimedAfterRead(MemoryStore):
+    """The in-memory store where, right after the first read of the key, another instance claims it (an ETag
+    replace with a fresh lease): the reader holds a stale copy, as when two takers read an ended lease."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.armed = True
+
+    async def get_by_digest(self, digest: str) -> Reservation | None:
+        stale = await super().get_by_digest(digest)
+        if self.armed and stale is not None and stale.request is not None:
+            self.armed = False
+            lease_until = self.clock() + timedelta(seconds=LEASE)
+            self._commit(stale.with_owner("other-taker", lease_until, stale.api_version, stale.request))
+        return stale
+
+
 @dataclass
 class ScriptedGraph:
     """Answers createOrGet from `script` (a 201 meeting once it is empty) and records every call."""
@@ -132,9 +150,9 @@ class Rig:
         return await self.store.replace(current.with_owner(owner, lease_until, current.api_version, current.request))
 
 
-def rig(*, cache_size: int = 100, yielding: bool = False) -> Rig:
+def rig(*, cache_size: int = 100, yielding: bool = False, claimed_after_read: bool = False) -> Rig:
     clock = Clock()
-    store = YieldingStore() if yielding else MemoryStore()
+    store = ClaimedAfterRead(clock) if claimed_after_read else YieldingStore() if yielding else MemoryStore()
     graph = ScriptedGraph(clock)
     config = EngineConfig(
         lease=timedelta(seconds=LEASE),

@@ -79,6 +79,32 @@ async def test_two_concurrent_duplicates_on_an_ended_lease_make_one_graph_call()
     assert sorted(a.status for a in answers) == [200, 200, 201]
 
 
+async def test_a_poll_whose_claim_was_beaten_after_its_read_never_calls_graph():
+    r = rig(claimed_after_read=True)
+    r.seed(lease_left=-1)
+    outcome = await r.engine.status(key().digest, CTX)
+    assert r.graph.calls == [], "the poll overwrote another taker's claim"
+    assert outcome.status == 202
+    assert r.record().owner == "other-taker"  # type: ignore[union-attr]
+
+
+async def test_a_duplicate_whose_claim_was_beaten_after_its_read_waits_for_the_winner():
+    r = rig(claimed_after_read=True)
+    r.seed(lease_left=-1)
+
+    def winner_finishes() -> None:
+        current = r.record()
+        assert current is not None
+        if current.state is State.IN_PROGRESS:
+            done = current.as_completed(201, meeting(201).body, None, r.clock(), timedelta(days=1))
+            r.store.records[key().digest] = replace(done, etag="W/winner-done")
+
+    r.clock.on_sleep = winner_finishes
+    outcome = await r.engine.create_or_get(call(), CTX)
+    assert r.graph.calls == [], "the duplicate overwrote another taker's claim"
+    assert outcome.status == 200
+
+
 async def test_a_takeover_renews_the_lease_for_its_own_graph_call():
     r = rig()
     r.seed(lease_left=-1)

@@ -123,14 +123,14 @@ async def test_no_attempt_outlives_the_deadline_the_engine_gives():
     """The engine gives the lease minus the grace; an answer arriving later is an unknown outcome, in time."""
 
     async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(3)
+        await asyncio.sleep(6)
         return httpx.Response(201, json=MEETING)
 
     respx.post(URL).mock(side_effect=slow)
     started = time.monotonic()
     with pytest.raises(OutcomeUnknown):
         await send(client(deadline=30), deadline=1.0)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4  # 1 s and room for a loaded machine; the answer would take 6 s
 
 
 @respx.mock
