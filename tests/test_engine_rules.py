@@ -142,6 +142,23 @@ async def test_a_takeover_at_exactly_the_leases_end():
     assert [c["at"] for c in r.graph.calls] == [r.clock()]
 
 
+@pytest.mark.parametrize("left", [40.0, 60.0])
+async def test_a_duplicate_takes_over_only_with_time_for_the_owners_whole_path(left: float):
+    """An ended lease found with less than the owner's step left (4 store calls + the Graph deadline: 50 s
+    with the defaults) is answered 503 at once; taking it would start a Graph call the answer cannot wait for."""
+    r = rig()
+    r.seed(lease_left=0)
+    ctx = replace(CTX, spent_seconds=110.0 - left)  # the HTTP layer already spent the rest
+    if left < 50.0:
+        with pytest.raises(GatewayError) as raised:
+            await r.engine.create_or_get(call(), ctx)
+        assert (raised.value.status, raised.value.code) == (503, "RequestInProgress")
+        assert r.graph.calls == []
+    else:
+        assert (await r.engine.create_or_get(call(), ctx)).status == 201
+        assert len(r.graph.calls) == 1
+
+
 async def test_a_duplicate_takes_over_at_the_leases_end_not_before():
     r = rig()
     seeded = r.seed(lease_left=LEASE)
