@@ -19,18 +19,25 @@ trace.set_tracer_provider(_tracing)
 metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
 
 
-def points(name: str) -> list[tuple[dict[str, Any], float]]:
-    """Each data point of metric `name` now: its attributes and its value (a histogram's count)."""
+def collect() -> dict[str, list[tuple[dict[str, Any], float]]]:
+    """One collection: each metric's data points, their attributes and values (a histogram's count).
+
+    Read several metrics from one collection: SDKs before 1.45 report a gauge's value to one collection only."""
     data = READER.get_metrics_data()
-    found = []
+    found: dict[str, list[tuple[dict[str, Any], float]]] = {}
     for resource in data.resource_metrics if data else []:
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
-                if metric.name == name:
-                    for point in metric.data.data_points:
-                        value = getattr(point, "count", None)
-                        found.append((dict(point.attributes or {}), float(value if value is not None else point.value)))
+                for point in metric.data.data_points:
+                    value = getattr(point, "count", None)
+                    value = float(value if value is not None else point.value)
+                    found.setdefault(metric.name, []).append((dict(point.attributes or {}), value))
     return found
+
+
+def points(name: str) -> list[tuple[dict[str, Any], float]]:
+    """Each data point of metric `name` now: its attributes and its value (a histogram's count)."""
+    return collect().get(name, [])
 
 
 def totals(name: str, attribute: str) -> dict[str, float]:

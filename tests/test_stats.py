@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.data.tables.aio import TableClient
 
+from meetings_core import maintenance
 from meetings_core.idempotency.keys import ReservationKey
 from meetings_core.idempotency.records import Reservation, State
 from meetings_core.idempotency.table_store import TableReservationStore
 from meetings_core.maintenance import purge_and_measure
 from meetings_core.stats import reservation_stats
-from tests.otel_memory import points
+from tests.otel_memory import collect
 from tests.stackutil import ORGANIZER, Stack
 
 pytestmark = pytest.mark.integration
@@ -120,16 +121,22 @@ async def test_cli_stats_of_an_empty_table_has_no_ages(stack: Stack):
     }
 
 
-async def test_purge_timer_counts_stuck_keys_before_it_deletes_the_abandoned_one(table, caplog):
+async def test_purge_timer_counts_stuck_keys_before_it_deletes_the_abandoned_one(table, caplog, monkeypatch):
     _, store = table
     now = datetime.now(UTC)
+    # The run ends with a flush; the in-memory reader is read below instead (OpenTelemetry SDKs before 1.45
+    # report a gauge's value to one collection only, so a flush here would leave the reader nothing to show).
+    flushed: list[bool] = []
+    monkeypatch.setattr(maintenance, "flush", lambda: flushed.append(True))
     with caplog.at_level(logging.INFO, logger="meetings_core.purge"):
         report, stuck = await purge_and_measure(store, now)
     assert (stuck.count, round(stuck.oldest_age_seconds)) == (2, 2 * 3600)
     assert (report.expired, report.abandoned) == (1, 1)
     # Emitted as gauges (the alert and the workbook read them) and in the run's log line.
-    assert [value for _, value in points("gateway.reservations.stuck")] == [2]
-    assert [round(value) for _, value in points("gateway.reservations.stuck.oldest_age")] == [7200]
+    assert flushed == [True]
+    gauges = collect()
+    assert [value for _, value in gauges["gateway.reservations.stuck"]] == [2]
+    assert [round(value) for _, value in gauges["gateway.reservations.stuck.oldest_age"]] == [7200]
     line = next(r for r in caplog.records if r.getMessage() == "purge finished")
     assert (line.stuck, line.stuck_oldest_age_seconds, line.expired, line.abandoned) == (2, 7200, 1, 1)  # type: ignore[attr-defined]
     after = await reservation_stats(store, now)
