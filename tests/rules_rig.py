@@ -7,7 +7,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from meetings_core.graph.client import GraphResult
@@ -16,38 +16,18 @@ from meetings_core.idempotency.engine import EngineConfig, IdempotencyEngine, Re
 from meetings_core.idempotency.keys import ReservationKey
 from meetings_core.idempotency.records import Reservation, State
 from meetings_core.validation import CreateOrGetCall, validate_call
+from tests.fake_clock import Clock
 from tests.memory_store import MemoryStore
 
 ORGANIZER = "1f35f2e6-9cab-44ad-8d5a-b74c14720000"
 OTHER_ORGANIZER = "2a46a3f7-0dbc-45bb-9e6b-c85d25831111"
 EXTERNAL_ID = "order-4711"
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LEASE, WAIT, GRACE, DEADLINE = 45.0, 50.0, 15.0, 30.0
 CTX = RequestContext(caller="hmac:partner-a", client_request_id="c-1")
 
 # What Graph does for one call: a result, an exception to raise, or a coroutine function run first
 # (so a test can act while the call is in flight) whose result is used in turn.
 Step = GraphResult | BaseException | Callable[[], Awaitable[Any]]
-
-
-class Clock:
-    """Time that moves only when the engine sleeps or a test advances it."""
-
-    def __init__(self) -> None:
-        self.now = T0
-        self.on_sleep: Callable[[], None] | None = None
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-    async def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-        if self.on_sleep is not None:
-            self.on_sleep()
-        await asyncio.sleep(0)
 
 
 class YieldingStore(MemoryStore):

@@ -4,9 +4,8 @@ each branch an exact, fast test (the process and Azurite tests cover what only t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,33 +20,11 @@ from meetings_core.idempotency.records import Reservation, State
 from meetings_core.idempotency.store import ReservationChanged, ReservationExists
 from meetings_core.settings import CALLER_LIMIT_SECONDS
 from meetings_core.validation import CreateOrGetCall, validate_call
+from tests.fake_clock import T0, Clock
 from tests.memory_store import MemoryStore
 
 ORGANIZER = "1f35f2e6-9cab-44ad-8d5a-b74c14720000"
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LEASE, WAIT, GRACE, DEADLINE = 45.0, 50.0, 15.0, 30.0
-
-
-class Clock:
-    """Time that moves only when the engine sleeps or Graph 'takes' time; `on_sleep` lets a test act."""
-
-    def __init__(self) -> None:
-        self.now = T0
-        self.on_sleep: Callable[[], None] | None = None
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-    async def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-        if self.on_sleep is not None:
-            self.on_sleep()
-
-    def elapsed(self) -> float:
-        return (self.now - T0).total_seconds()
 
 
 @dataclass

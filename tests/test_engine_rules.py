@@ -16,7 +16,8 @@ from meetings_core.graph.errors import OutcomeUnknown
 from meetings_core.idempotency.engine import RequestContext
 from meetings_core.idempotency.records import Reservation, State
 from meetings_core.idempotency.store import ReservationExists
-from tests.rules_rig import CTX, DEADLINE, GRACE, LEASE, OTHER_ORGANIZER, T0, call, key, meeting, rig
+from tests.fake_clock import T0
+from tests.rules_rig import CTX, DEADLINE, GRACE, LEASE, OTHER_ORGANIZER, call, key, meeting, rig
 
 OTHER_CALLER = RequestContext(caller="hmac:partner-b", client_request_id="c-2")
 

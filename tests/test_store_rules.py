@@ -18,7 +18,8 @@ from meetings_core.idempotency.engine import EngineConfig, IdempotencyEngine
 from meetings_core.idempotency.records import Reservation, State
 from meetings_core.idempotency.store import ReservationChanged, ReservationExists
 from meetings_core.idempotency.table_store import TableReservationStore
-from tests.rules_rig import CTX, LEASE, T0, Clock, ScriptedGraph, call
+from tests.fake_clock import T0, Clock
+from tests.rules_rig import CTX, LEASE, ScriptedGraph, call
 
 pytestmark = pytest.mark.integration
 
