@@ -120,8 +120,8 @@ def unrecoverable() -> GatewayError:
     return GatewayError(
         404,
         "NotFound",
-        "This operation was abandoned by a gateway version that did not keep the request for recovery; send the "
-        "createOrGet request again to finish it.",
+        "The gateway kept no copy of this operation's request (an older gateway version, or a request too large "
+        "to keep beside the meeting), so it cannot finish it; send the createOrGet request again.",
     )
 
 
