@@ -45,9 +45,8 @@ def configure_telemetry(settings: Settings) -> None:
 def _pin_azure_tracing() -> None:
     """Fix azure-core's tracing switch at the value the environment gives it now (off, unless set).
 
-    Unpinned, every Table operation reads it (and the tracing implementation) from `os.environ` three times,
-    in the client's decorator and its tracing policy: about a tenth of a Table write's CPU, for spans that
-    nothing would export.
+    Unpinned, every Table operation looks it (and the tracing implementation) up in the environment three
+    times, in the client's decorator and its tracing policy, for spans that nothing would export.
     """
     azure_settings.tracing_enabled = azure_settings.tracing_enabled()
 
