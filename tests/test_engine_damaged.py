@@ -20,10 +20,11 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from meetings_core import cli
+from meetings_core.idempotency.context import Forward
 from meetings_core.idempotency.entities import to_entity
 from meetings_core.idempotency.keys import ReservationKey
 from meetings_core.idempotency.purge import purge
-from meetings_core.idempotency.records import Reservation, State
+from meetings_core.idempotency.records import Reservation, State, compress
 from meetings_core.idempotency.store import RecordUnreadable
 from meetings_core.idempotency.table_store import TableReservationStore
 from tests.stackutil import ORGANIZER, Stack, body_for, create_url
@@ -148,3 +149,17 @@ def test_a_completed_entity_drops_the_kept_request_before_it_outgrows_an_entity(
     entity = to_entity(large)
     assert not any(name.startswith("Request") for name in entity)
     assert sum(name.startswith("Body") for name in entity) <= 14
+
+
+def test_the_stored_request_is_deflated_as_it_is_and_graphs_answer_compacted_first():
+    """The request is compact JSON already (Forward.request): stored as `compress` would store it, without a
+    second parse; Graph's answer may carry whitespace, so it is compacted before it is deflated."""
+    forward = Forward("v1.0", ORGANIZER.lower(), {"externalId": "é x", "subject": "s", "n": 1e15})
+    record = Reservation(
+        key=ReservationKey(ORGANIZER.lower(), "é x"), fingerprint="f", state=State.COMPLETED, api_version="v1.0",
+        caller="c", created_at=NOW, owner="o", request=forward.request, status=201,
+        body=b'{ "id": "m",\n  "subject": "s" }', expires_at=NOW,
+    )  # fmt: skip
+    entity = to_entity(record)
+    assert entity["Request0"] == compress(forward.request)
+    assert zlib.decompress(entity["Body0"]) == b'{"id":"m","subject":"s"}'

@@ -256,3 +256,30 @@ def test_no_exporter_without_either_setting(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(setup, "_sdk", lambda *a: pytest.fail("no exporter was asked for"))
     setup.configure_telemetry(Settings(tables_connection_string="UseDevelopmentStorage=true"))
     assert setup._state == {"configured": False}
+
+
+def test_without_an_exporter_azure_core_tracing_is_read_once_not_per_request(monkeypatch: pytest.MonkeyPatch):
+    """Pinned at startup (off here): Table operations stop reading it from the environment, and an exporter
+    configured later lets the Azure Monitor distro turn Azure SDK spans on again."""
+    from azure.core.settings import settings as azure_settings
+
+    from meetings_core.settings import Settings
+    from meetings_core.telemetry import setup
+
+    monkeypatch.delenv("AZURE_TRACING_ENABLED", raising=False)
+    monkeypatch.delenv("AZURE_SDK_TRACING_IMPLEMENTATION", raising=False)
+    monkeypatch.setattr(setup, "_state", {"configured": False})
+    try:
+        setup.configure_telemetry(Settings(tables_connection_string="UseDevelopmentStorage=true"))
+        monkeypatch.setenv("AZURE_TRACING_ENABLED", "true")
+        assert azure_settings.tracing_enabled() is False  # not read from the environment any more
+        monkeypatch.setattr("azure.monitor.opentelemetry.configure_azure_monitor", lambda **kw: None)
+        connection = "InstrumentationKey=00000000-0000-0000-0000-000000000000"
+        setup.configure_telemetry(
+            Settings(
+                tables_connection_string="UseDevelopmentStorage=true", applicationinsights_connection_string=connection
+            )
+        )
+        assert azure_settings.tracing_enabled() is True  # the environment (or the distro) decides again
+    finally:
+        azure_settings.tracing_enabled.unset_value()

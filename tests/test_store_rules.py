@@ -100,3 +100,29 @@ async def test_a_stale_owners_release_through_the_engine_leaves_the_takers_reser
     kept = await store.get(call().key)
     assert kept is not None, "the stale owner deleted the taker's reservation"
     assert kept.owner == "taker"
+
+
+async def test_each_store_operation_sends_its_own_random_client_request_id(local_stack: LocalStack):
+    """x-ms-client-request-id is set by the store (uuid4, one per operation; azure-core's default is a uuid1,
+    which takes libuuid's clock lock each time): still unique, so storage's logs tell operations apart."""
+    sent: list[str] = []
+    connection = local_stack.gateway_env()["TABLES_CONNECTION_STRING"]
+    table = TableClient.from_connection_string(
+        connection,
+        f"rules{uuid.uuid4().hex[:16]}",
+        raw_request_hook=lambda request: sent.append(request.http_request.headers["x-ms-client-request-id"]),
+    )
+    store = TableReservationStore(table)
+    await store.create_table()
+    try:
+        record = await store.insert(in_progress())
+        read = await store.get(record.key)
+        assert read is not None
+        await store.replace(read)
+    finally:
+        await table.delete_table()
+        await store.close()
+    operations = sent[1:-1]  # those of the store (not the test's create and delete of its table)
+    assert len(operations) == 3
+    assert len(set(operations)) == 3
+    assert all(uuid.UUID(value).version == 4 for value in operations)

@@ -112,7 +112,11 @@ class Reservation:
 
 def compress(body: bytes) -> bytes:
     """Compact JSON, deflated: meeting bodies shrink about fourfold."""
-    compact = json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode()
+    return deflate(json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def deflate(compact: bytes) -> bytes:
+    """JSON that is compact already (a stored request, as `Forward.request` writes it), deflated as `compress` does."""
     return zlib.compress(compact, 6)
 
 

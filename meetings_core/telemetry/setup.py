@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from azure.core.settings import settings as azure_settings
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -26,8 +27,10 @@ def configure_telemetry(settings: Settings) -> None:
         return
     otlp = settings.otel_exporter_otlp_endpoint is not None
     if settings.applicationinsights_connection_string is None and not otlp:
+        _pin_azure_tracing()
         return
     _state["configured"] = True
+    azure_settings.tracing_enabled.unset_value()  # the Azure Monitor distro may turn Azure SDK spans on
     spans, readers = _otlp() if otlp else ([], [])
     if settings.applicationinsights_connection_string is not None:
         _azure_monitor(settings, spans, readers)
@@ -37,6 +40,15 @@ def configure_telemetry(settings: Settings) -> None:
         "telemetry exported",
         extra={"application_insights": settings.applicationinsights_connection_string is not None, "otlp": otlp},
     )
+
+
+def _pin_azure_tracing() -> None:
+    """Fix azure-core's tracing switch at the value the environment gives it now (off, unless set).
+
+    Unpinned, every Table operation looks it (and the tracing implementation) up in the environment three
+    times, in the client's decorator and its tracing policy, for spans that nothing would export.
+    """
+    azure_settings.tracing_enabled = azure_settings.tracing_enabled()
 
 
 def _otlp() -> tuple[list[SpanProcessor], list[MetricReader]]:
