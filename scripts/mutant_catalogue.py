@@ -256,6 +256,12 @@ CATALOGUE: tuple[Mutant, ...] = (
         STORE_TESTS,
         alternatives=(
             (("self._table.create_entity(to_entity(record))", "self._table.upsert_entity(to_entity(record))"),),
+            (
+                (
+                    "self._table.create_entity(to_entity(record), request_id=_request_id())",
+                    "self._table.upsert_entity(to_entity(record), request_id=_request_id())",
+                ),
+            ),
         ),
     ),
     Mutant(
