@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import httpx
+import pytest
 from azure.data.tables.aio import TableClient
 
 from devstack.stack import free_port, graph_bearer, tables_connection_string
@@ -94,3 +99,16 @@ class Stack:
                 return record
             await asyncio.sleep(0.02)
         raise AssertionError("no reservation appeared")
+
+
+def function_app_with(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Iterator[ModuleType]:
+    """function_app.py imported afresh as the Functions worker loads it, with `env` set (for `yield from`)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    from meetings_core.settings import get_settings
+
+    sys.modules.pop("function_app", None)
+    get_settings.cache_clear()
+    yield importlib.import_module("function_app")
+    sys.modules.pop("function_app", None)
+    get_settings.cache_clear()

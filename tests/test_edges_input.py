@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib
 import json
 import os
 import random
 import select
 import socket
-import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -36,7 +34,7 @@ from meetings_core.http.responses import error_response
 from meetings_core.idempotency.entities import STORED_BYTES_LIMIT, _deflate_bound, largest_storable_body
 from meetings_core.idempotency.records import compress
 from meetings_core.settings import Settings
-from tests.stackutil import Stack, body_for, create_url
+from tests.stackutil import Stack, body_for, create_url, function_app_with
 
 MAX_BODY = 16 * 1024
 BODY_TIMEOUT = 1.0
@@ -234,15 +232,7 @@ def host_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
         "MAX_BODY_BYTES": str(MAX_BODY),
         "BODY_TIMEOUT_SECONDS": "0.5",
     }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    from meetings_core.settings import get_settings
-
-    sys.modules.pop("function_app", None)
-    get_settings.cache_clear()
-    yield importlib.import_module("function_app")
-    sys.modules.pop("function_app", None)
-    get_settings.cache_clear()
+    yield from function_app_with(monkeypatch, env)
 
 
 async def test_the_functions_adapter_bounds_the_body_in_size_and_time(host_app: ModuleType):

@@ -5,10 +5,8 @@ Each test failed on the gateway before the fix (docs/SECURITY.md names them).
 
 from __future__ import annotations
 
-import importlib
 import json
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ from meetings_core.idempotency.engine import EngineConfig, IdempotencyEngine, Re
 from meetings_core.idempotency.keys import ReservationKey, scoped_external_id
 from meetings_core.idempotency.records import Reservation, State
 from tests.memory_store import MemoryStore
-from tests.stackutil import ORGANIZER, Stack, body_for, create_url
+from tests.stackutil import ORGANIZER, Stack, body_for, create_url, function_app_with
 
 AUDIENCE = "api://meeting-gateway"
 ROLE = "MeetingGateway.Create"
@@ -52,15 +50,7 @@ async def test_function_keys_under_plain_uvicorn_refuse_even_with_the_hosts_vari
 @pytest.fixture
 def host_app(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """function_app.py as the Functions worker loads it, pointed at the local stack, outside local development."""
-    for name, value in {**local_stack.gateway_env(), **BEHIND_NOTHING}.items():
-        monkeypatch.setenv(name, value)
-    from meetings_core.settings import get_settings
-
-    sys.modules.pop("function_app", None)
-    get_settings.cache_clear()
-    yield importlib.import_module("function_app")
-    sys.modules.pop("function_app", None)
-    get_settings.cache_clear()
+    yield from function_app_with(monkeypatch, {**local_stack.gateway_env(), **BEHIND_NOTHING})
 
 
 @pytest.mark.integration

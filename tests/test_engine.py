@@ -22,6 +22,7 @@ from meetings_core.settings import CALLER_LIMIT_SECONDS
 from meetings_core.validation import CreateOrGetCall, validate_call
 from tests.fake_clock import T0, Clock
 from tests.memory_store import MemoryStore
+from tests.rules_rig import meeting
 
 ORGANIZER = "1f35f2e6-9cab-44ad-8d5a-b74c14720000"
 LEASE, WAIT, GRACE, DEADLINE = 45.0, 50.0, 15.0, 30.0
@@ -42,15 +43,10 @@ class FakeGraph:
     ) -> GraphResult:  # fmt: skip
         self.calls.append({"at": self.clock(), "version": api_version, "body": body, "deadline": deadline_seconds})
         self.clock.advance(min(self.takes_seconds, deadline_seconds))
-        answer = self.script.pop(0) if self.script else _meeting(201, api_version)
+        answer = self.script.pop(0) if self.script else meeting(201, version=api_version)
         if isinstance(answer, BaseException):
             raise answer
         return answer  # type: ignore[no-any-return]
-
-
-def _meeting(status: int, version: str = "v1.0", meeting_id: str = "MSo1") -> GraphResult:
-    body = {"@odata.context": f"https://graph.microsoft.com/{version}/$metadata", "id": meeting_id}
-    return GraphResult(status, json.dumps(body).encode(), "graph-req")
 
 
 @dataclass
@@ -198,7 +194,7 @@ async def test_unknown_outcome_holds_the_key_and_says_when_to_come_back():
 
 async def test_no_second_graph_call_before_the_lease_of_an_unknown_outcome_ends():
     r = rig()
-    r.graph.script = [OutcomeUnknown("Graph did not answer.", timeout=True), _meeting(200)]
+    r.graph.script = [OutcomeUnknown("Graph did not answer.", timeout=True), meeting(200)]
     r.graph.takes_seconds = DEADLINE
     with pytest.raises(OutcomeUnknown):
         await r.engine.create_or_get(call(), CTX)
@@ -255,7 +251,7 @@ async def test_a_duplicate_waits_for_the_owner_and_gets_its_meeting():
     def owner_finishes() -> None:
         if r.clock.elapsed() >= 3:
             current = stored(r)
-            done = current.as_completed(201, _meeting(201).body, None, r.clock(), timedelta(days=1))
+            done = current.as_completed(201, meeting(201).body, None, r.clock(), timedelta(days=1))
             r.store.records[key().digest] = replace(done, etag="W/done")
             r.clock.on_sleep = None
 

@@ -15,14 +15,15 @@ from meetings_core.graph.client import GraphResult
 from meetings_core.idempotency.keys import ReservationKey
 from meetings_core.idempotency.records import State
 from meetings_core.idempotency.store import ReservationChanged
+from tests.rules_rig import meeting
 from tests.stackutil import ORGANIZER, Stack, body_for, create_url
-from tests.test_engine import CTX, LEASE, _meeting, call, key, rig, seed_in_progress, stored
+from tests.test_engine import CTX, LEASE, call, key, rig, seed_in_progress, stored
 
 
 async def test_the_other_version_is_asked_under_the_reservation_and_then_replayed():
     r = rig(cache_size=0)
     assert (await r.engine.create_or_get(call("v1.0"), CTX)).status == 201
-    r.graph.script = [_meeting(200, "beta")]
+    r.graph.script = [meeting(200, version="beta")]
     beta = await r.engine.create_or_get(call("beta"), CTX)
     assert beta.status == 200
     assert b"/beta/" in beta.body
@@ -61,7 +62,7 @@ class _SlowGraph:
         for _ in range(20):
             await asyncio.sleep(0)
         self.in_flight -= 1
-        return _meeting(200 if len(self.calls) > 1 else 201, api_version)
+        return meeting(200 if len(self.calls) > 1 else 201, version=api_version)
 
 
 async def test_concurrent_callers_in_the_other_version_make_one_graph_call_at_a_time():
@@ -90,9 +91,9 @@ async def test_an_asynchronous_duplicate_gets_a_status_url_in_its_own_version():
     assert location == f"/operations/{key().digest}_beta"
     assert r.graph.calls == []
     # The v1.0 owner finishes; the beta caller's poll answers in beta (asking Graph once, under the key).
-    done = stored(r).as_completed(201, _meeting(201, "v1.0").body, "g-1", r.clock(), r.config.retention)
+    done = stored(r).as_completed(201, meeting(201, version="v1.0").body, "g-1", r.clock(), r.config.retention)
     r.store._commit(done)
-    r.graph.script = [_meeting(200, "beta")]
+    r.graph.script = [meeting(200, version="beta")]
     polled = await r.engine.status(location.removeprefix("/operations/"), CTX)
     assert polled.status == 200
     assert b"/beta/" in polled.body
