@@ -25,7 +25,7 @@ class Closable:
 
 async def test_every_client_is_closed_even_when_one_fails():
     parts: dict[str, Any] = {
-        name: Closable(fail=name == "store") for name in ("credential", "http", "store", "auth_http", "status_key")
+        name: Closable(fail=name == "store") for name in ("credential", "graph_transport", "store", "auth_http", "status_key")
     }
     services = Services(tokens=None, engine=None, authenticator=None, status_urls=None, settings=None, **parts)  # type: ignore[arg-type]
     with pytest.raises(OSError, match="socket already gone"):
