@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from cachetools import LRUCache
 
@@ -15,8 +16,7 @@ from .context import Outcome
 from .records import Reservation
 
 
-@dataclass(frozen=True, slots=True)
-class RequestBytes:
+class RequestBytes(NamedTuple):
     """Everything a createOrGet answer depends on besides the stored record: who asks, where, and what."""
 
     caller: str
