@@ -4,6 +4,8 @@ caller was authenticated and admitted by its policy (the app in-process, over Az
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -141,3 +143,41 @@ async def test_another_version_or_another_body_takes_the_full_path_as_before(gat
     assert len(gateway.parsed) == 5
     assert again.status_code in (200, 201)
     assert "idempotent-replayed" not in again.headers
+
+
+_NO_TELEMETRY_WORK = """
+import asyncio, sys
+import httpx
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from devstack.stack import tables_connection_string
+from meetings_core.http import app as module
+from meetings_core.settings import Settings
+
+if sys.argv[1] == "sdk":
+    trace.set_tracer_provider(TracerProvider())
+
+def refuse(*args, **kwargs):
+    raise AssertionError("telemetry work")
+
+module.observe = refuse
+settings = Settings(tables_connection_string=tables_connection_string(9), local_development=True)
+app = module.create_app(settings)
+
+async def main() -> None:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        print((await client.post("/v9/users/x/onlineMeetings/createOrGet", json={})).status_code)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(("installed", "status"), [("none", "404"), ("sdk", "500")])
+def test_answers_are_traced_and_measured_only_when_an_opentelemetry_sdk_is_installed(installed: str, status: str):
+    """Without an SDK every span and instrument is a no-op: the guard skips them (a replay's 14 us); with one,
+    `observe` runs (here it raises, so the answer is a 500)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_TELEMETRY_WORK, installed], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split()[-1] == status, done.stderr
