@@ -22,12 +22,13 @@ from ..errors import GatewayError
 from ..heap import freeze_startup_heap
 from ..idempotency.engine import Outcome, RequestContext, operation_not_found, storage_unavailable
 from ..idempotency.keys import unscoped_body
+from ..idempotency.replays import RequestBytes
 from ..idempotency.store import RecordTooLarge, StoreUnavailable
 from ..logs import configure_logging
 from ..openapi import openapi3
 from ..services import ServiceHolder, Services
 from ..settings import Settings, SettingsError, get_settings
-from ..telemetry import configure_telemetry, observe, tracer
+from ..telemetry import configure_telemetry, observe, sdk_installed, tracer
 from ..telemetry.signals import note_caller
 from ..validation import API_VERSIONS, validate_call, validate_organizer_id
 from .body import parse_json, read_body
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         raise SettingsError(f"Invalid gateway settings: {problem}")
     configure_logging(settings.log_level)
     configure_telemetry(settings)
+    recording = sdk_installed()  # by configure_telemetry, or by the host before it built the app
     holder = ServiceHolder(settings)
 
     @contextlib.asynccontextmanager
@@ -65,8 +67,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route(CREATE_ROUTE, _guard(create_or_get, CREATE_ROUTE), methods=["POST"]),
-            Route(STATUS_ROUTE, _guard(operation_status, STATUS_ROUTE), methods=["GET"]),
+            Route(CREATE_ROUTE, _guard(create_or_get, CREATE_ROUTE, recording), methods=["POST"]),
+            Route(STATUS_ROUTE, _guard(operation_status, STATUS_ROUTE, recording), methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
@@ -82,20 +84,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
-def _guard(endpoint: Endpoint, route: str) -> Endpoint:
-    """Answer a `GatewayError` raised anywhere below in Graph's envelope; trace and measure every answer."""
+def _guard(endpoint: Endpoint, route: str, recording: bool) -> Endpoint:
+    """Answer a `GatewayError` raised anywhere below in Graph's envelope; trace and measure every answer when
+    an OpenTelemetry SDK records them (without one, spans and instruments are no-ops that still cost CPU)."""
+
+    async def answered(request: Request) -> tuple[Response, str | None]:
+        try:
+            return await endpoint(request), None
+        except GatewayError as error:
+            return error_response(request, error), error.code
 
     async def guarded(request: Request) -> Response:
+        if not recording:
+            return (await answered(request))[0]
         # A label from the path only when it is one we serve: labels must not be chosen by strangers.
         version = request.path_params.get("version", "status")
         version = version if version in (*API_VERSIONS, "status") else "other"
         observed = observe(route, version, request.method)
         with tracer.start_as_current_span(f"gateway {endpoint.__name__}") as span, observed as answer:
-            try:
-                response = await endpoint(request)
-            except GatewayError as error:
-                response = error_response(request, error)
-                answer.error_code = error.code
+            response, answer.error_code = await answered(request)
             answer.of(response.status_code, replayed="idempotent-replayed" in response.headers)
             span.set_attribute("http.response.status_code", response.status_code)
         return response
@@ -115,13 +122,21 @@ async def create_or_get(request: Request) -> Response:
     organizer_id = validate_organizer_id(request.path_params["user_id"])
     request.app.state.policy.authorize(caller, organizer_id, version)
     note_caller(caller.id)  # admitted by the policy: a metric label from its bounded list
-    call = validate_call(version, organizer_id, parse_json(raw), scope=caller_scope(caller))
+    scope = caller_scope(caller)
+    sent = RequestBytes(caller.id, scope, version, organizer_id, raw)
+    replays = services.engine.replays
+    if (known := replays.answer(sent)) is not None:  # these bytes were validated and replayed from this record
+        return await _answer(request, services, known, caller, known.body)
+    call = validate_call(version, organizer_id, parse_json(raw), scope=scope)
     ctx = _context(request, caller)
     try:
         outcome = await services.engine.create_or_get(call, ctx)
     except RecordTooLarge as exc:
         raise too_large_to_store(exc) from exc
-    return await _answer(request, services, outcome, caller, call.caller_body(outcome.body))
+    body = call.caller_body(outcome.body)
+    if outcome.replay_of is not None:
+        replays.remember(sent, outcome.replay_of, Outcome(outcome.status, body, outcome.headers))
+    return await _answer(request, services, outcome, caller, body)
 
 
 async def operation_status(request: Request) -> Response:

@@ -106,8 +106,7 @@ async def _read_bounded(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length", "")
     # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
     announced = int(declared) if _DIGITS.fullmatch(declared) else 0
-    waiting = "100-continue" in request.headers.get("expect", "").lower()  # the client sends once we read
-    if announced > max_bytes + DRAIN_BYTES or (announced > max_bytes and waiting):
+    if announced > max_bytes + DRAIN_BYTES or (announced > max_bytes and _waits_for_continue(request)):
         raise _too_large(max_bytes, _CLOSE)  # not worth reading, or not yet sent: answer before it comes
     chunks: list[bytes] = []
     size = 0
@@ -120,6 +119,11 @@ async def _read_bounded(request: Request, max_bytes: int) -> bytes:
     if size > max_bytes:  # read to its end, so the client reads the 413 instead of a reset
         raise _too_large(max_bytes)
     return b"".join(chunks)
+
+
+def _waits_for_continue(request: Request) -> bool:
+    """The client sends the body only once we start reading it (`Expect: 100-continue`)."""
+    return "100-continue" in request.headers.get("expect", "").lower()
 
 
 def _too_large(max_bytes: int, headers: dict[str, str] | None = None) -> GatewayError:

@@ -6,13 +6,13 @@ import re
 import time
 import uuid
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .responses import SECURITY_HEADERS
 
 # A caller's client-request-id is echoed and sent to Graph, so only plain ids are kept.
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9\-_.:]{1,100}")
+_SECURITY = tuple((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in SECURITY_HEADERS.items())
 
 
 class CorrelationMiddleware:
@@ -34,13 +34,17 @@ class CorrelationMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-                headers.setdefault("request-id", request_id)
+                _add_missing(message, ((b"request-id", request_id.encode("latin-1")),))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _add_missing(message: Message, extra: tuple[tuple[bytes, bytes], ...]) -> None:
+    """Add the security headers and `extra` that the answer does not set itself (names compared lower-cased)."""
+    headers = message["headers"] = list(message.get("headers", ()))
+    present = {name.lower() for name, _ in headers}
+    headers.extend(header for header in (*_SECURITY, *extra) if header[0] not in present)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -21,7 +21,7 @@ def replayed(record: Reservation) -> Outcome:
     headers = {"Idempotent-Replayed": "true"}
     if record.graph_request_id:  # the Graph call that created it, to trace the meeting end to end
         headers["graph-request-id"] = record.graph_request_id
-    return Outcome(200, stored(record).body, headers)
+    return Outcome(200, stored(record).body, headers, replay_of=record)
 
 
 def stored(record: Reservation) -> Outcome:

@@ -16,6 +16,7 @@ class CompletedCache:
     """TTL-bounded LRU of completed reservations by key digest; never serves one past its `expires_at`."""
 
     def __init__(self, size: int, ttl_seconds: float = CACHE_TTL_SECONDS) -> None:
+        self.size = size
         self._entries: TTLCache[str, Reservation] | None = TTLCache(maxsize=size, ttl=ttl_seconds) if size > 0 else None
 
     def get(self, digest: str, now: datetime) -> Reservation | None:

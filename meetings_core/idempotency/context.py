@@ -35,6 +35,8 @@ class Outcome:
     headers: dict[str, str] = field(default_factory=dict)
     # Whose record answered (a status poll may be another caller's, with `readOthers`).
     caller: str | None = None
+    # The completed record a replay was answered from: the HTTP layer keeps the answer for the same bytes.
+    replay_of: Reservation | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from .context import EngineConfig, Outcome, RequestContext, utcnow
 from .duplicate import Settle
 from .owner import MIN_GRAPH_SECONDS, Owner
 from .poll import StatusPoll
+from .replays import ReplayIndex
 from .store import RecordUnreadable, ReservationStore, StoreUnavailable
 
 __all__ = [
@@ -55,6 +56,8 @@ class IdempotencyEngine:
         self._owner = Owner(store, graph, config, cache, clock)
         self._settle = Settle(self._owner, sleep)
         self._poll = StatusPoll(self._owner)
+        # As many answers as records: one request's bytes per record, unless a caller varies the bytes.
+        self.replays = ReplayIndex(cache.size, cache, clock)
 
     async def create_or_get(self, call: CreateOrGetCall, ctx: RequestContext) -> Outcome:
         """Answer the call: Graph's result for the owner, the stored result for every duplicate."""

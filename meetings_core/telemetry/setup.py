@@ -42,6 +42,14 @@ def configure_telemetry(settings: Settings) -> None:
     )
 
 
+def sdk_installed() -> bool:
+    """True when this process has an OpenTelemetry SDK provider for traces or metrics; without one, every
+    span and instrument of the API is a no-op (that still costs a few microseconds each)."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider) or isinstance(
+        metrics.get_meter_provider(), MeterProvider
+    )
+
+
 def _pin_azure_tracing() -> None:
     """Fix azure-core's tracing switch at the value the environment gives it now (off, unless set).
 
