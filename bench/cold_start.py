@@ -1,6 +1,6 @@
 """Cold start: CPU to import `function_app` against the bare required packages, each in a fresh interpreter.
 
-    .venv/bin/python -m bench.cold_start [--runs 15] [--importtime 15] [--first-request] [--against DIR]
+    .venv/bin/python -m bench.cold_start [--runs 15] [--importtime 15] [--first-request] [--against DIR] [--dev-venv]
 
 What is measured: the CPU time (user + sys, `time.process_time()`, every thread of the process) that the
 import statement takes in a new interpreter, as a new Functions worker pays it; the interpreter's own start is
@@ -19,6 +19,8 @@ source on each import, as deployed (.funcignore leaves __pycache__ out of the pa
     the Functions adapter's ASGI app, against Azurite and the Graph and identity emulators started here): what
     a cold start costs when a request is waiting, so a cost moved from the import to the first request shows.
 --against DIR: the same `function_app` cases from another checkout (e.g. a worktree of main), interleaved.
+--dev-venv: probe with .venv itself. By default the probes run in .devstack/runtime-venv, made on first use
+    with requirements.txt only (the dev venv's versions): the packages the Functions host installs.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ HOST_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
 }
 WITH_AI = {"APPLICATIONINSIGHTS_CONNECTION_STRING": AI_CONNECTION}
+RUNTIME_VENV = ROOT / ".devstack" / "runtime-venv"
+PYTHON = [sys.executable]  # the probes' interpreter: runtime_python() unless --dev-venv
 _KEPT = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")  # nothing else of the shell reaches a probe
 
 
@@ -103,11 +107,33 @@ class Case:
         return [run[key] for run in self.runs]
 
 
+def runtime_python() -> str:
+    """The interpreter of a venv holding requirements.txt only, at the dev venv's versions, as the host installs it.
+
+    Not the dev venv: there click and rich (pulled in by dev tools) make `import httpx` load its command line
+    too, which flatters the bare packages (module counts: 896 bare there, 806 here).
+    """
+    python = RUNTIME_VENV / "bin" / "python"
+    stamp = RUNTIME_VENV / "requirements.txt"
+    wanted = (ROOT / "requirements.txt").read_text()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return str(python)
+    print(f"creating {RUNTIME_VENV.relative_to(ROOT)} (requirements.txt only, the dev venv's versions)", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(RUNTIME_VENV)], check=True)
+    freeze = [sys.executable, "-m", "pip", "freeze", "--exclude-editable", "--disable-pip-version-check"]
+    constraints = RUNTIME_VENV / "constraints.txt"
+    constraints.write_text(subprocess.run(freeze, capture_output=True, text=True, check=True).stdout)
+    install = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*install, "-r", str(ROOT / "requirements.txt"), "-c", str(constraints)], check=True)
+    stamp.write_text(wanted)
+    return str(python)
+
+
 def probe(case: Case) -> dict[str, float]:
-    """One fresh interpreter running `case.code`; also checks the child's whole CPU from rusage is larger."""
+    """One fresh interpreter running `case.code`; the child's whole CPU (rusage) is kept beside the import's."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     completed = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(code=case.code)],
+        [PYTHON[0], "-c", _PROBE.format(code=case.code)],
         cwd=case.cwd,
         env={**{k: os.environ[k] for k in _KEPT if k in os.environ}, **HOST_ENV, **case.env},
         capture_output=True,
@@ -157,7 +183,7 @@ def print_ratio(label: str, top: Case, bottom: Case, key: str = "cpu") -> None:
 def import_times(code: str, env: dict[str, str], cwd: Path = ROOT) -> dict[str, tuple[int, int]]:
     """Module -> (self µs, cumulative µs) from one `python -X importtime` run."""
     completed = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"{code}\nimport os\nos._exit(0)"],
+        [PYTHON[0], "-X", "importtime", "-c", f"{code}\nimport os\nos._exit(0)"],
         cwd=cwd,
         env={**{k: os.environ[k] for k in _KEPT if k in os.environ}, **HOST_ENV, **env},
         capture_output=True,
@@ -212,16 +238,20 @@ def main() -> None:
     parser.add_argument("--importtime", type=int, default=0, metavar="N", help="show the N largest additions")
     parser.add_argument("--first-request", action="store_true", help="also import + first new key (starts a stack)")
     parser.add_argument("--against", type=Path, help="another checkout whose function_app to measure alongside")
+    parser.add_argument("--dev-venv", action="store_true", help="probe with the dev venv, not a runtime-only one")
     args = parser.parse_args()
+    PYTHON[0] = sys.executable if args.dev_venv else runtime_python()
     bare = Case("bare required packages", BARE)
     app = Case("import function_app", APP)
     app_ai = Case("import function_app, Application Insights on", APP, WITH_AI)
     distro = Case("bare packages + Azure Monitor distro configured", DISTRO, WITH_AI)
     cases = [bare, app, app_ai, distro]
+    against: list[Case] = []
     if args.against is not None:
         other = args.against.resolve()
-        cases += [Case(f"{other.name}: import function_app", APP, cwd=other)]
-        cases += [Case(f"{other.name}: function_app, App Insights on", APP, WITH_AI, cwd=other)]
+        against = [Case(f"{other.name}: import function_app", APP, cwd=other)]
+        against += [Case(f"{other.name}: function_app, App Insights on", APP, WITH_AI, cwd=other)]
+        cases += against
     with contextlib.ExitStack() as stack:
         if args.first_request:
             env = stack.enter_context(stack_env())
@@ -231,13 +261,19 @@ def main() -> None:
                 cases += [Case(f"{other.name}: import + first new key", FIRST_REQUEST, env, cwd=other)]
                 name = f"{other.name}: the same, App Insights on"
                 cases += [Case(name, FIRST_REQUEST, {**env, **WITH_AI}, cwd=other)]
-        print(f"{args.runs} interleaved rounds; CPU (user + sys) of the import in a fresh interpreter, median\n")
+        venv = "the dev venv" if args.dev_venv else RUNTIME_VENV.relative_to(ROOT)
+        print(f"{args.runs} interleaved rounds in {venv}; CPU (user + sys) of the import in a fresh interpreter\n")
         run_rounds(cases, args.runs)
     print_cases(cases)
     print()
     print_ratio("function_app / bare packages", app, bare)
     print_ratio("function_app with App Insights / bare packages", app_ai, bare)
     print_ratio("function_app with App Insights / bare + distro", app_ai, distro)
+    if against:
+        print_ratio(f"{against[0].name} / bare packages", against[0], bare)
+        print_ratio(f"{against[1].name} / bare + distro", against[1], distro)
+        print_ratio(f"function_app / {against[0].name}", app, against[0])
+        print_ratio(f"function_app, App Insights on / {against[1].name}", app_ai, against[1])
     for case in cases[4:]:
         if "first new key" in case.name or "the same" in case.name:
             statuses = sorted({int(s) for s in case.values("status")})
