@@ -118,7 +118,7 @@ def runtime_python() -> str:
     wanted = (ROOT / "requirements.txt").read_text()
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return str(python)
-    print(f"creating {RUNTIME_VENV.relative_to(ROOT)} (requirements.txt only, the dev venv's versions)", file=sys.stderr)
+    print(f"creating {RUNTIME_VENV.relative_to(ROOT)}: requirements.txt, the dev venv's versions", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(RUNTIME_VENV)], check=True)
     freeze = [sys.executable, "-m", "pip", "freeze", "--exclude-editable", "--disable-pip-version-check"]
     constraints = RUNTIME_VENV / "constraints.txt"
@@ -205,13 +205,14 @@ def print_importtime(top: int, env: dict[str, str], label: str, samples: int = 5
         bare |= set(import_times(BARE, env))
         for module, (own, _cumulative) in import_times(APP, env).items():
             app.setdefault(module, []).append(own)
-    added = {m: statistics.median(v) for m, v in app.items() if m not in bare}
+    added = {m: float(statistics.median(v)) for m, v in app.items() if m not in bare}
     packages: dict[str, float] = {}
-    for module, own in added.items():
-        head = ".".join(module.split(".")[:2]) if module.split(".")[0] in ("azure", "opentelemetry") else module
-        package = head.split(".")[0] if not head.startswith(("azure.", "opentelemetry.")) else head
-        packages[package] = packages.get(package, 0.0) + own
-    print(f"\n-X importtime, {label}: {len(added)} modules beyond the bare packages, {sum(added.values()) / 1000:.1f} ms")
+    for module, self_us in added.items():
+        parts = module.split(".")
+        package = ".".join(parts[:2]) if parts[0] in ("azure", "opentelemetry") else parts[0]  # namespace packages
+        packages[package] = packages.get(package, 0.0) + self_us
+    total = sum(added.values()) / 1000
+    print(f"\n-X importtime, {label}: {len(added)} modules beyond the bare packages, {total:.1f} ms")
     print(f"  {'by package (self ms)':<40}    {'by module (self ms)':<56}")
     by_package = sorted(packages.items(), key=lambda kv: -kv[1])[:top]
     by_module = sorted(added.items(), key=lambda kv: -kv[1])[:top]
