@@ -6,7 +6,8 @@ What is measured: the CPU time (user + sys, `time.process_time()`, every thread 
 import statement takes in a new interpreter, as a new Functions worker pays it; the interpreter's own start is
 not counted (it is the same for every case). Wall time is printed beside it, but on a shared machine it
 mostly measures the neighbours. The cases run interleaved (one of each per round, the order rotating), and
-each ratio is taken within a round and then the median over the rounds, so a slow minute slows both sides.
+each ratio is taken within a round and then the median over the rounds, so a slow minute slows both sides;
+as sharing a core only ever adds CPU time, the ratio of each side's fastest run is printed too.
 The environment is the Functions host's (FUNCTIONS_WORKER_RUNTIME=python, a Table connection) and nothing
 else from the caller's shell; `function_app` is measured without and with APPLICATIONINSIGHTS_CONNECTION_STRING
 (set in Azure by infra/), the second also against the bare packages plus the Azure Monitor distro configured
@@ -160,23 +161,28 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def print_cases(cases: list[Case]) -> None:
-    print(f"{'case':<46} {'CPU ms':>7} {'p25..p75':>15} {'wall ms':>8} {'child CPU':>9} {'RSS MiB':>8} {'modules':>7}")
+    head = f"{'case':<46} {'CPU ms':>7} {'p25..p75':>15} {'min':>6} {'wall ms':>8} {'child CPU':>9} {'RSS MiB':>8}"
+    print(f"{head} {'modules':>7}")
     for case in cases:
-        low, mid, high = quartiles([v * 1000 for v in case.values("cpu")])
+        cpu = [v * 1000 for v in case.values("cpu")]
+        low, mid, high = quartiles(cpu)
         wall = statistics.median(case.values("wall")) * 1000
         child = statistics.median(case.values("child_cpu")) * 1000
         rss = statistics.median(case.values("rss_mib"))
         modules = statistics.median(case.values("modules"))
         spread = f"{low:.0f}..{high:.0f}"
-        print(f"{case.name:<46} {mid:>7.1f} {spread:>15} {wall:>8.1f} {child:>9.1f} {rss:>8.1f} {modules:>7.0f}")
+        row = f"{case.name:<46} {mid:>7.1f} {spread:>15} {min(cpu):>6.0f} {wall:>8.1f} {child:>9.1f} {rss:>8.1f}"
+        print(f"{row} {modules:>7.0f}")
 
 
 def print_ratio(label: str, top: Case, bottom: Case, key: str = "cpu") -> None:
+    """The median of the per-round ratios, their spread, and the ratio of each side's least disturbed run."""
     paired = [a / b for a, b in zip(top.values(key), bottom.values(key), strict=True)]
     low, mid, high = quartiles(paired)
+    fastest = min(top.values(key)) / min(bottom.values(key))  # sharing a core only ever adds CPU time
     print(
         f"{label:<52} {mid:.2f}x  (per round p25..p75 {low:.2f}x..{high:.2f}x, "
-        f"min..max {min(paired):.2f}x..{max(paired):.2f}x)"
+        f"min..max {min(paired):.2f}x..{max(paired):.2f}x; fastest / fastest {fastest:.2f}x)"
     )
 
 
