@@ -11,6 +11,7 @@ from .graph.transport import AiohttpTransport
 
 # httpx's defaults: at most 100 Graph calls at once, idle connections closed after 5 s.
 GRAPH_LIMITS = httpx.Limits(max_connections=100, keepalive_expiry=5.0)
+USER_AGENT = "meeting-gateway/0.1"
 
 
 def azure_transport_options() -> dict[str, Any]:
@@ -23,11 +24,6 @@ def azure_transport_options() -> dict[str, Any]:
     return {"use_env_settings": bool(urllib.request.getproxies_environment())}
 
 
-def graph_http(base_url: str, deadline_seconds: float) -> httpx.AsyncClient:
-    """The httpx client for Graph, over aiohttp's pool (meetings_core/graph/transport.py says why)."""
-    return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=httpx.Timeout(deadline_seconds, connect=5.0),
-        headers={"User-Agent": "meeting-gateway/0.1"},
-        transport=AiohttpTransport(GRAPH_LIMITS),
-    )
+def graph_transport() -> AiohttpTransport:
+    """The Graph client's transport: aiohttp's pool behind httpx's API (meetings_core/graph/transport.py says why)."""
+    return AiohttpTransport(GRAPH_LIMITS)

@@ -20,7 +20,7 @@ from .http.status_url import StatusUrlKey, StatusUrlSigner
 from .idempotency.cache import CompletedCache
 from .idempotency.engine import EngineConfig, IdempotencyEngine
 from .idempotency.table_store import TableReservationStore
-from .outbound import azure_transport_options, graph_http
+from .outbound import azure_transport_options, graph_transport
 from .settings import ANSWER_LIMIT_SECONDS, Settings
 from .telemetry.store import MeteredStore
 
@@ -29,7 +29,7 @@ from .telemetry.store import MeteredStore
 class Services:
     settings: Settings
     credential: ManagedIdentityCredential
-    http: httpx.AsyncClient
+    graph_transport: httpx.AsyncBaseTransport
     tokens: TokenProvider
     store: TableReservationStore
     engine: IdempotencyEngine
@@ -40,7 +40,7 @@ class Services:
 
     async def close(self) -> None:
         """Close every client, even when one fails, then raise the first failure."""
-        closing = (self.status_key.close(), self.store.close(), self.http.aclose(), self.auth_http.aclose())
+        closing = (self.status_key.close(), self.store.close(), self.graph_transport.aclose(), self.auth_http.aclose())
         results = await asyncio.gather(*closing, self.credential.close(), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
@@ -71,9 +71,9 @@ def table_client(settings: Settings, credential: AsyncTokenCredential) -> TableC
 async def build_services(settings: Settings) -> Services:
     """Create every client for this worker (the table is created if missing, for Azurite)."""
     credential = ManagedIdentityCredential(client_id=settings.azure_client_id)
-    http = graph_http(settings.graph_base_url, settings.graph_deadline_seconds)
+    transport = graph_transport()
     tokens = TokenProvider(credential, settings.graph_scope)
-    graph = GraphClient(http, tokens, deadline_seconds=settings.graph_deadline_seconds)
+    graph = GraphClient(transport, settings.graph_base_url, tokens, deadline_seconds=settings.graph_deadline_seconds)
     store = TableReservationStore(table_client(settings, credential), settings.store_timeout_seconds)
     await store.create_table()
     config = EngineConfig(
@@ -93,7 +93,7 @@ async def build_services(settings: Settings) -> Services:
     return Services(
         settings,
         credential,
-        http,
+        transport,
         tokens,
         store,
         engine,

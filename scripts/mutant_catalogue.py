@@ -103,8 +103,8 @@ CATALOGUE: tuple[Mutant, ...] = (
         GRAPH,
         (
             (
-                "if not isinstance(exc, (_NotProcessed, *_NEVER_SENT)):",
-                "if not isinstance(exc, (_NotProcessed, *_NEVER_SENT, httpx.ReadTimeout)):",
+                "except (_NotProcessed, *_NEVER_SENT) as exc:",
+                "except (_NotProcessed, *_NEVER_SENT, httpx.ReadTimeout) as exc:",
             ),
         ),
         GRAPH_TESTS,
@@ -292,8 +292,8 @@ CATALOGUE: tuple[Mutant, ...] = (
         GRAPH,
         (
             (
-                "if not isinstance(exc, (_NotProcessed, *_NEVER_SENT)):",
-                "if not isinstance(exc, (_NotProcessed, *_NEVER_SENT, httpx.TransportError)):",
+                "except (_NotProcessed, *_NEVER_SENT) as exc:",
+                "except (_NotProcessed, *_NEVER_SENT, httpx.TransportError) as exc:",
             ),
         ),
         GRAPH_TESTS,

@@ -35,8 +35,7 @@ class FakeCredential:
 
 def client(credential: FakeCredential | None = None, deadline: float = 5) -> GraphClient:
     tokens = TokenProvider(credential or FakeCredential(), "scope")  # type: ignore[arg-type]
-    http = httpx.AsyncClient(base_url="https://graph.test")
-    return GraphClient(http, tokens, deadline_seconds=deadline)
+    return GraphClient(httpx.AsyncHTTPTransport(), "https://graph.test", tokens, deadline_seconds=deadline)
 
 
 async def test_token_provider_single_flight_and_refresh_before_expiry():

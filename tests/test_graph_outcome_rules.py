@@ -38,7 +38,7 @@ class Credential:
 
 def client(deadline: float = ROOMY_DEADLINE, base_url: str = "https://graph.test") -> GraphClient:
     tokens = TokenProvider(Credential(), "scope")  # type: ignore[arg-type]
-    return GraphClient(httpx.AsyncClient(base_url=base_url), tokens, deadline_seconds=deadline)
+    return GraphClient(httpx.AsyncHTTPTransport(), base_url, tokens, deadline_seconds=deadline)
 
 
 async def send(graph: GraphClient, deadline: float | None = None) -> object:

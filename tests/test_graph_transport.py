@@ -19,7 +19,7 @@ from meetings_core.graph.client import GraphClient
 from meetings_core.graph.errors import OutcomeUnknown
 from meetings_core.graph.token import TokenProvider
 from meetings_core.graph.transport import AiohttpTransport
-from meetings_core.outbound import GRAPH_LIMITS, graph_http
+from meetings_core.outbound import GRAPH_LIMITS, graph_transport
 from tests.test_graph_client_edges import FakeCredential
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -88,7 +88,7 @@ async def _hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 async def test_sends_httpx_request_and_returns_the_answer_decoded_once(serve):
     server = await serve(_answer)
-    async with graph_http(server.url, 5) as http:
+    async with httpx.AsyncClient(base_url=server.url, transport=graph_transport()) as http:
         response = await http.post("/v1.0/x", content=b'{"a":1}', headers={"Authorization": "Bearer t", "x-id": "7"})
         again = await http.post("/v1.0/x", content=b"{}")
     assert (response.status_code, response.headers["request-id"]) == (201, "r-1")
@@ -96,7 +96,7 @@ async def test_sends_httpx_request_and_returns_the_answer_decoded_once(serve):
     assert again.status_code == 201
     head, body = server.requests[0]
     assert head.startswith(b"POST /v1.0/x HTTP/1.1\r\n")
-    for header in (b"authorization: Bearer t", b"x-id: 7", b"user-agent: meeting-gateway/0.1", b"content-length: 7"):
+    for header in (b"authorization: Bearer t", b"x-id: 7", b"content-length: 7"):
         assert header in head.lower().replace(b"bearer", b"Bearer"), head
     assert body == b'{"a":1}'
     assert len(server.requests) == 2
@@ -143,9 +143,12 @@ async def test_closed_transport_refuses_to_send():
 
 
 async def _create(url: str) -> None:
-    async with graph_http(url, 5) as http:
-        graph = GraphClient(http, TokenProvider(FakeCredential(), "scope"), deadline_seconds=3)  # type: ignore[arg-type]
+    transport = graph_transport()
+    try:
+        graph = GraphClient(transport, url, TokenProvider(FakeCredential(), "scope"), deadline_seconds=3)  # type: ignore[arg-type]
         await graph.create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    finally:
+        await transport.aclose()
 
 
 async def test_graph_client_never_resends_after_a_drop_and_retries_a_refusal(serve):
@@ -156,3 +159,29 @@ async def test_graph_client_never_resends_after_a_drop_and_retries_a_refusal(ser
     with pytest.raises(GatewayError) as refused:
         await _create(f"http://127.0.0.1:{free_port()}")
     assert refused.value.status == 503
+
+
+async def test_graph_client_builds_the_whole_request_graph_gets(serve):
+    """The Graph client uses the transport directly: every header Graph needs is in the request it builds."""
+    server = await serve(_answer)
+    transport = graph_transport()
+    try:
+        tokens = TokenProvider(FakeCredential(), "scope")  # type: ignore[arg-type]
+        graph = GraphClient(transport, server.url + "/prefix/", tokens, deadline_seconds=3)
+        result = await graph.create_or_get("beta", "a b/c", {"externalId": "x"}, client_request_id="c-1")
+    finally:
+        await transport.aclose()
+    assert (result.status, result.request_id) == (201, "r-1")
+    head, body = server.requests[0]
+    lines = head.decode().lower().split("\r\n")
+    assert lines[0] == "post /prefix/beta/users/a%20b%2fc/onlinemeetings/createorget http/1.1"
+    expected = {
+        "authorization: bearer token-1",
+        "content-type: application/json",
+        "accept: application/json",
+        "user-agent: meeting-gateway/0.1",
+        "client-request-id: c-1",
+        f"content-length: {len(body)}",
+    }
+    assert expected <= set(lines), lines
+    assert body == b'{"externalId":"x"}'

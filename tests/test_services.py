@@ -24,9 +24,8 @@ class Closable:
 
 
 async def test_every_client_is_closed_even_when_one_fails():
-    parts: dict[str, Any] = {
-        name: Closable(fail=name == "store") for name in ("credential", "http", "store", "auth_http", "status_key")
-    }
+    names = ("credential", "graph_transport", "store", "auth_http", "status_key")
+    parts: dict[str, Any] = {name: Closable(fail=name == "store") for name in names}
     services = Services(tokens=None, engine=None, authenticator=None, status_urls=None, settings=None, **parts)  # type: ignore[arg-type]
     with pytest.raises(OSError, match="socket already gone"):
         await services.close()

@@ -153,8 +153,7 @@ class Tokens:
 
 
 def graph_client(deadline: float = 2.5) -> GraphClient:
-    http = httpx.AsyncClient(base_url="https://graph.test")
-    return GraphClient(http, Tokens(), deadline_seconds=deadline)  # type: ignore[arg-type]
+    return GraphClient(httpx.AsyncHTTPTransport(), "https://graph.test", Tokens(), deadline_seconds=deadline)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

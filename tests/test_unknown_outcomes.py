@@ -185,8 +185,9 @@ class _EmulatorCredential:
 
 async def test_an_insert_committed_then_reported_as_conflict_makes_one_graph_call(stack: Stack):
     store = _CommitThenConflict(TableClient.from_connection_string(stack.tables, "meetingreservations"))
-    http = httpx.AsyncClient(base_url=stack.graph)
-    graph = GraphClient(http, TokenProvider(_EmulatorCredential(stack), "scope"), deadline_seconds=5)  # type: ignore[arg-type]
+    tokens = TokenProvider(_EmulatorCredential(stack), "scope")  # type: ignore[arg-type]
+    transport = httpx.AsyncHTTPTransport()
+    graph = GraphClient(transport, stack.graph, tokens, deadline_seconds=5)
     config = EngineConfig(lease=_seconds(25), duplicate_wait_seconds=5, retention=_seconds(3600), grace_seconds=15)
     engine = IdempotencyEngine(store, graph, config, CompletedCache(0))
     try:
@@ -194,7 +195,7 @@ async def test_an_insert_committed_then_reported_as_conflict_makes_one_graph_cal
         started = time.monotonic()
         outcome = await engine.create_or_get(call, RequestContext(caller="function-key", client_request_id="c"))
     finally:
-        await http.aclose()
+        await transport.aclose()
         await store.close()
     assert store.retried
     assert outcome.status == 201

@@ -19,6 +19,7 @@ from ..auth.authenticator import FUNCTION_KEY_CALLER
 from ..auth.caller import Caller, unauthorized
 from ..auth.policy import CallerPolicy
 from ..errors import GatewayError
+from ..heap import freeze_startup_heap
 from ..idempotency.engine import Outcome, RequestContext, operation_not_found, storage_unavailable
 from ..idempotency.keys import unscoped_body
 from ..idempotency.store import RecordTooLarge, StoreUnavailable
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.policy = CallerPolicy(settings.caller_policy)
     app.state.health = HealthChecks()
+    freeze_startup_heap()
     return app
 
 
