@@ -8,7 +8,6 @@ import azure.functions as func
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meetings_core.http.app import FUNCTIONS_HOST, SIGNED_STATUS_ONLY, create_app
-from meetings_core.maintenance import purge_and_measure
 
 asgi = create_app()
 _ALL = [method.value for method in func.HttpMethod]
@@ -73,5 +72,7 @@ app = GatewayFunctionApp(app=_from_host, http_auth_level=_level)
 @app.timer_trigger(schedule="%PURGE_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def purge_reservations(timer: func.TimerRequest) -> None:
     """Count stuck reservations (metrics), then delete expired and abandoned ones, in pages."""
+    from meetings_core.maintenance import purge_and_measure  # the timer's own work: not on a request's cold start
+
     services = await asgi.state.services.get()
     await purge_and_measure(services.store, datetime.now(UTC))

@@ -13,7 +13,6 @@ from azure.data.tables.aio import TableClient
 from azure.identity.aio import ManagedIdentityCredential
 
 from .auth.authenticator import Authenticator
-from .auth.entra import EntraVerifier, JwksCache
 from .auth.hmac_signature import HmacVerifier
 from .graph.client import GraphClient
 from .graph.token import TokenProvider
@@ -116,6 +115,8 @@ def build_authenticator(settings: Settings, http: httpx.AsyncClient) -> Authenti
     modes = settings.auth_modes
     entra = None
     if "entra" in modes:
+        from .auth.entra import EntraVerifier, JwksCache  # PyJWT only in entra mode: not at every cold start
+
         assert settings.entra_tenant_id
         assert settings.entra_audience
         authority = settings.entra_authority

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .caller import Caller, unauthorized
-from .entra import EntraVerifier
 from .hmac_signature import PARTNER_HEADER, SIGNATURE_HEADER, HmacVerifier
+
+if TYPE_CHECKING:  # entra (and with it PyJWT) is imported only where the settings enable it: services.py
+    from .entra import EntraVerifier
 
 FUNCTION_KEY_CALLER = Caller("function-key", "function-key")
 

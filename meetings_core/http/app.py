@@ -25,7 +25,6 @@ from ..idempotency.keys import unscoped_body
 from ..idempotency.replays import RequestBytes
 from ..idempotency.store import RecordTooLarge, StoreUnavailable
 from ..logs import configure_logging
-from ..openapi import openapi3
 from ..services import ServiceHolder, Services
 from ..settings import Settings, SettingsError, get_settings
 from ..telemetry import configure_telemetry, observe, sdk_installed, tracer
@@ -230,6 +229,8 @@ async def health(request: Request) -> Response:
 
 async def openapi(request: Request) -> Response:
     """The OpenAPI 3 description, generated from the same pydantic contract that validates requests."""
+    from ..openapi import openapi3  # rendered on the first GET only: no request of the API needs it
+
     return JSONResponse(openapi3())
 
 

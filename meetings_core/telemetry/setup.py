@@ -1,21 +1,22 @@
 """Where signals go: Application Insights (the distro), OTLP (standard OTEL_* variables), both, or nowhere.
 
-Without either, the OpenTelemetry API is a no-op and costs nothing.
+Without either, the OpenTelemetry API is a no-op and costs nothing: the SDK and the exporters are imported only
+when one is configured (a cold start without them does not pay for them, tests/test_cold_imports.py).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from azure.core.settings import settings as azure_settings
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.trace import SpanProcessor
 
 SERVICE = "meeting-gateway"
 _state = {"configured": False}
@@ -63,6 +64,8 @@ def _otlp() -> tuple[list[SpanProcessor], list[MetricReader]]:
     # Each exporter reads OTEL_EXPORTER_OTLP_* (endpoint, headers, timeout) and OTEL_METRIC_EXPORT_INTERVAL itself.
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     return [BatchSpanProcessor(OTLPSpanExporter())], [PeriodicExportingMetricReader(OTLPMetricExporter())]
 
@@ -83,6 +86,10 @@ def _azure_monitor(settings: Settings, spans: list[SpanProcessor], readers: list
 
 
 def _sdk(spans: list[SpanProcessor], readers: list[MetricReader]) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
     resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, when set
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: SERVICE}))
