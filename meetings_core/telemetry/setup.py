@@ -7,6 +7,7 @@ when one is configured (a cold start without them does not pay for them, tests/t
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 from azure.core.settings import settings as azure_settings
@@ -46,8 +47,11 @@ def configure_telemetry(settings: Settings) -> None:
 def sdk_installed() -> bool:
     """True when this process has an OpenTelemetry SDK provider for traces or metrics; without one, every
     span and instrument of the API is a no-op (that still costs a few microseconds each)."""
-    return isinstance(trace.get_tracer_provider(), TracerProvider) or isinstance(
-        metrics.get_meter_provider(), MeterProvider
+    # Whoever installed a provider (configure_telemetry, or the host before it) imported its SDK module; asking
+    # only then keeps a cold start without an exporter from importing the SDK just to answer "no".
+    tracing, metering = sys.modules.get("opentelemetry.sdk.trace"), sys.modules.get("opentelemetry.sdk.metrics")
+    return (tracing is not None and isinstance(trace.get_tracer_provider(), tracing.TracerProvider)) or (
+        metering is not None and isinstance(metrics.get_meter_provider(), metering.MeterProvider)
     )
 
 
