@@ -8,7 +8,9 @@ coroutines as the gateway gets connections. Warm replays: the gateway against a 
 (bench/floor_app.py). CPU is the server process's own (utime + stime from /proc) over the measured window,
 divided by the requests it served; the load generator (wrk) is not counted. Each pair (floor, then gateway)
 runs in alternating windows, `--rounds` times, so both see the same share of a busy machine; rows sum the
-windows. Needs wrk (apt-get install wrk).
+windows. After each gateway window the floor runs again paced to the keys/s the gateway reached: an asyncio
+client spends less CPU per operation the faster it goes, so this row shows how much of the ratio is the rate.
+Needs wrk (apt-get install wrk).
 """
 
 from __future__ import annotations
@@ -84,14 +86,18 @@ def plain_endpoint(stack: LocalStack) -> Process:
     return start("bench-plain", args, port, stack.log_dir)
 
 
-def storage_floor(stack: LocalStack, args: Load, meeting: Path, sdk_defaults: bool = False) -> Row:
-    """One window of bench/floor_tables.py in its own process, storing `meeting` as the completed body."""
+def storage_floor(stack: LocalStack, args: Load, meeting: Path, sdk_defaults: bool = False, rate: float = 0.0) -> Row:
+    """One window of bench/floor_tables.py in its own process, storing `meeting` as the completed body (paced
+    to `rate` keys/s when given)."""
     connection = stack.gateway_env()["TABLES_CONNECTION_STRING"]
     options = [f"--seconds={args.seconds}", f"--concurrency={args.connections}", f"--meeting={meeting}"]
-    command = [sys.executable, "-m", "bench.floor_tables", connection, *options, *["--sdk-defaults"] * sdk_defaults]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    options += [*["--sdk-defaults"] * sdk_defaults, f"--rate={rate}"]
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.floor_tables", connection, *options], capture_output=True, text=True, check=True
+    ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     name = "floor, SDK's default transport" if sdk_defaults else "floor: Table insert + ETag replace"
+    name = "floor paced to the gateway's keys/s" if rate else name
     return Row(name, result["keys"], result["seconds"], result["cpu_seconds"])
 
 
@@ -109,8 +115,8 @@ def graph_creates(stack: LocalStack) -> int:
     return int(httpx.get(stack.graph.url + "/_emulator/stats", timeout=30).json()["creates"])
 
 
-def measure(stack: LocalStack, args: Load, meeting: Path) -> tuple[list[Row], list[float]]:
-    """The rows, and the new key's CPU ratio to the floor in each round."""
+def measure(stack: LocalStack, args: Load, meeting: Path) -> tuple[list[Row], list[float], list[float]]:
+    """The rows, and the new key's CPU ratio in each round to the floor and to the floor paced to its rate."""
     server, plain = gateway(stack), plain_endpoint(stack)
     try:
         url = server.url + create_path()
@@ -118,12 +124,14 @@ def measure(stack: LocalStack, args: Load, meeting: Path) -> tuple[list[Row], li
         wrk(url, NEW_KEYS.format(prefix=f"warm-{uuid.uuid4().hex}", auth=""), warm_up.seconds, warm_up.connections)
         created = httpx.post(url, json={"externalId": f"hot-{uuid.uuid4()}", "subject": "bench"}, timeout=30)
         meeting.write_bytes(created.raise_for_status().content)  # the floor stores the same body
-        floors, gateways, ratios = [], [], []
+        floors, gateways, paced, ratios, paced_ratios = [], [], [], [], []
         for _ in range(args.rounds):
             floors.append(storage_floor(stack, args, meeting))
             script = NEW_KEYS.format(prefix=uuid.uuid4().hex, auth="")
             gateways.append(measured("gateway: new key", server, url, script, args, lambda: graph_creates(stack)))
+            paced.append(storage_floor(stack, args, meeting, rate=gateways[-1].rate))
             ratios.append(gateways[-1].cpu_ms / floors[-1].cpu_ms)
+            paced_ratios.append(gateways[-1].cpu_ms / paced[-1].cpu_ms)
         defaults = storage_floor(stack, args, meeting, sdk_defaults=True)
         replay = REPLAY.format(body=json.dumps({"externalId": created.json()["externalId"], "subject": "bench"}))
         wrk(plain.url + "/x", replay, warm_up.seconds, warm_up.connections)
@@ -134,7 +142,7 @@ def measure(stack: LocalStack, args: Load, meeting: Path) -> tuple[list[Row], li
     finally:
         plain.stop()
         server.stop()
-    return [_sum(floors), defaults, _sum(gateways), _sum(plains), _sum(replays)], ratios
+    return [_sum(floors), defaults, _sum(paced), _sum(gateways), _sum(plains), _sum(replays)], ratios, paced_ratios
 
 
 def _sum(rows: list[Row]) -> Row:
@@ -144,13 +152,13 @@ def _sum(rows: list[Row]) -> Row:
     return total
 
 
-def report(rows: list[Row], ratios: list[float], args: Load) -> None:
+def report(rows: list[Row], ratios: list[float], paced_ratios: list[float], args: Load) -> None:
     print(
         f"wrk: {args.connections} connections; {args.rounds} alternating windows of {args.seconds} s per row;"
         f" CPU of the serving process only; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     print(f"{'row':<36} {'req/s':>8} {'CPU ms/req':>11} {'x floor':>8} {'RSS MiB':>8} {'non-2xx':>8}")
-    floor, _, new, plain, _ = rows
+    floor, _, paced, new, plain, _ = rows
     for row in rows:
         base = plain if row.name.endswith("replay") or row is plain else floor
         rss = f"{row.rss_mib:>8.1f}" if row.rss_mib else f"{'':>8}"
@@ -159,6 +167,8 @@ def report(rows: list[Row], ratios: list[float], args: Load) -> None:
     each = " ".join(f"{ratio:.2f}" for ratio in ratios)
     cpu, rate = new.cpu_ms / floor.cpu_ms, new.rate / floor.rate
     print(f"new key vs floor: CPU {cpu:.2f}x (rounds: {each}), throughput {rate:.2f}x")
+    each = " ".join(f"{ratio:.2f}" for ratio in paced_ratios)
+    print(f"new key vs floor paced to the gateway's keys/s: CPU {new.cpu_ms / paced.cpu_ms:.2f}x (rounds: {each})")
 
 
 def main() -> None:
@@ -171,8 +181,8 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install wrk")
     load = Load(args.seconds, args.connections, args.rounds)
     with running_stack() as stack, tempfile.TemporaryDirectory() as tmp:
-        rows, ratios = measure(stack, load, Path(tmp) / "meeting.json")
-    report(rows, ratios, load)
+        rows, ratios, paced_ratios = measure(stack, load, Path(tmp) / "meeting.json")
+    report(rows, ratios, paced_ratios, load)
 
 
 if __name__ == "__main__":
