@@ -161,7 +161,7 @@ async def test_graph_client_never_resends_after_a_drop_and_retries_a_refusal(ser
     assert refused.value.status == 503
 
 
-async def test_graph_client_builds_the_whole_request_graph_gets(serve):
+async def test_graph_client_uses_the_transport_directly_and_sends_every_header(serve):
     """The Graph client uses the transport directly: every header Graph needs is in the request it builds."""
     server = await serve(_answer)
     transport = graph_transport()

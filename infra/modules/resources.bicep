@@ -299,7 +299,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         instanceMemoryMB: 2048
         triggers: {
           http: {
-            perInstanceConcurrency: 64
+            perInstanceConcurrency: 100
           }
         }
       }
