@@ -167,3 +167,26 @@ async def test_a_token_that_leaves_too_little_time_means_the_request_is_never_se
     assert not isinstance(raised.value, OutcomeUnknown)  # definite: the key may be released at once
     assert raised.value.status == 503
     assert route.call_count == 0
+
+
+@respx.mock
+async def test_refusals_without_retry_after_back_off_exponentially_with_jitter():
+    """0.2 s, 0.4 s, 0.8 s between attempts (capped at 2 s), each plus at most 0.5 s of jitter."""
+    route = respx.post(URL).mock(
+        side_effect=[httpx.ConnectError("refused")] * 3 + [httpx.Response(201, json={"id": "m"})]
+    )
+    started = time.monotonic()
+    result = await client(deadline=10).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    elapsed = time.monotonic() - started
+    assert (result.status, route.call_count) == (201, 4)
+    assert 0.2 + 0.4 + 0.8 <= elapsed < 0.2 + 0.4 + 0.8 + 3 * 0.5 + 0.5
+
+
+@respx.mock
+async def test_no_retry_when_the_deadline_cannot_hold_the_wait_and_one_more_attempt():
+    route = respx.post(URL).mock(return_value=httpx.Response(503, headers={"Retry-After": "5"}))
+    started = time.monotonic()
+    with pytest.raises(GatewayError) as raised:
+        await client(deadline=5).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert (raised.value.status, route.call_count) == (503, 1)
+    assert time.monotonic() - started < 1
