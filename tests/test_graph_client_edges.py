@@ -12,7 +12,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
 from meetings_core.errors import GatewayError
-from meetings_core.graph.client import GraphClient
+from meetings_core.graph.client import GraphClient, _backoff
 from meetings_core.graph.errors import OutcomeUnknown
 from meetings_core.graph.token import TokenProvider
 
@@ -190,3 +190,19 @@ async def test_no_retry_when_the_deadline_cannot_hold_the_wait_and_one_more_atte
         await client(deadline=5).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
     assert (raised.value.status, route.call_count) == (503, 1)
     assert time.monotonic() - started < 1
+
+
+@respx.mock
+async def test_retry_after_zero_waits_the_first_backoff_instead_of_resending_at_network_speed():
+    route = respx.post(URL).mock(return_value=httpx.Response(429, headers={"Retry-After": "0"}))
+    with pytest.raises(GatewayError) as raised:
+        await client(deadline=2).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert raised.value.status == 503
+    assert 2 <= route.call_count <= 6  # 0.2 s apart inside 2 s, leaving 1 s for the last attempt
+
+
+def test_the_backoff_stays_capped_however_many_attempts_came_before():
+    for attempt in (1, 12, 1025, 10**6):
+        wait = _backoff(httpx.ConnectError("refused"), attempt, remaining=60)
+        assert wait is not None
+        assert 0.2 <= wait <= 2.5

@@ -179,6 +179,7 @@ async def test_graph_client_uses_the_transport_directly_and_sends_every_header(s
         "authorization: bearer token-1",
         "content-type: application/json",
         "accept: application/json",
+        "accept-encoding: gzip, deflate",  # only codecs httpx always decodes, not aiohttp's own list
         "user-agent: meeting-gateway/0.1",
         "client-request-id: c-1",
         f"content-length: {len(body)}",

@@ -163,6 +163,8 @@ def refuse(*args, **kwargs):
 module.observe = refuse
 settings = Settings(tables_connection_string=tables_connection_string(9), local_development=True)
 app = module.create_app(settings)
+if sys.argv[1] == "late":  # a host that installs its provider after the app was built
+    trace.set_tracer_provider(TracerProvider())
 
 async def main() -> None:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -173,7 +175,7 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize(("installed", "status"), [("none", "404"), ("sdk", "500")])
+@pytest.mark.parametrize(("installed", "status"), [("none", "404"), ("sdk", "500"), ("late", "500")])
 def test_answers_are_traced_and_measured_only_when_an_opentelemetry_sdk_is_installed(installed: str, status: str):
     """Without an SDK every span and instrument is a no-op: the guard skips them (a replay's 14 us); with one,
     `observe` runs (here it raises, so the answer is a 500)."""

@@ -218,15 +218,19 @@ class GraphClient:
 
 
 def _backoff(exc: Exception, attempt: int, remaining: float) -> float | None:
-    """The wait before attempt `attempt + 1`: Graph's Retry-After, else exponential with jitter; None when the
-    deadline could not hold the longest such wait and one more attempt."""
+    """The wait before attempt `attempt + 1`: Graph's Retry-After (at least the first backoff, so a `0` does not
+    resend at network speed), else exponential with jitter; None when the deadline could not hold the longest
+    such wait and one more attempt."""
     retry_after = exc.retry_after if isinstance(exc, _NotProcessed) else None
+    if retry_after is not None:
+        retry_after = max(retry_after, _BACKOFF_INITIAL_SECONDS)
     worst_wait = retry_after if retry_after is not None else _BACKOFF_MAX_SECONDS + _BACKOFF_JITTER_SECONDS
     if worst_wait + _MIN_ATTEMPT_SECONDS > remaining:
         return None
     if retry_after is not None:
         return retry_after
-    backoff = min(_BACKOFF_MAX_SECONDS, _BACKOFF_INITIAL_SECONDS * 2.0 ** (attempt - 1))
+    doublings = min(attempt - 1, 8)  # past the cap already; unbounded, 2.0 ** 1024 overflows
+    backoff = min(_BACKOFF_MAX_SECONDS, _BACKOFF_INITIAL_SECONDS * 2.0**doublings)
     return backoff + random.uniform(0, _BACKOFF_JITTER_SECONDS)  # noqa: S311 (jitter, not a secret)
 
 
@@ -236,6 +240,8 @@ def _request(url: httpx.URL, content: bytes, token: str, client_request_id: str,
         "Authorization": f"Bearer {token}",
         "Content-Type": "application/json",
         "Accept": "application/json",
+        # Only codecs httpx always decodes; left out, aiohttp would offer its own (br, zstd) when installed.
+        "Accept-Encoding": "gzip, deflate",
         "User-Agent": USER_AGENT,
         "client-request-id": client_request_id,
     }
