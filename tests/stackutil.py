@@ -22,6 +22,15 @@ from meetings_core.idempotency.table_store import TableReservationStore
 
 ORGANIZER = "1F35F2E6-9CAB-44AD-8D5A-B74C14720000"
 
+# Short, proportionate times for gateways under test: Graph deadline 2 s, 3 s of grace for Graph to finish what
+# the gateway gave up on, so a held key's lease ends 5 s after its unknown outcome.
+SHORT_LEASE = {
+    "GRAPH_DEADLINE_SECONDS": "2",
+    "GRAPH_GRACE_SECONDS": "3",
+    "RESERVATION_LEASE_SECONDS": "5",
+    "DUPLICATE_WAIT_SECONDS": "8",
+}
+
 
 def create_url(base: str, version: str = "v1.0", organizer: str = ORGANIZER) -> str:
     return f"{base}/{version}/users/{organizer}/onlineMeetings/createOrGet"

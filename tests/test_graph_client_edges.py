@@ -92,33 +92,7 @@ async def test_retry_after_http_date_is_honoured():
     assert time.monotonic() - started >= 0.2
 
 
-@respx.mock
-@pytest.mark.parametrize(
-    ("failure", "status"),
-    [
-        (httpx.ReadTimeout("slow"), 504),
-        (httpx.WriteTimeout("slow"), 504),
-        (httpx.RemoteProtocolError("Server disconnected without sending a response."), 503),
-        (httpx.ReadError("connection reset"), 503),
-        (httpx.Response(504), 503),
-        (httpx.Response(500), 503),
-    ],
-)
-async def test_unknown_outcomes_are_never_retried(failure: object, status: int):
-    route = respx.post(URL).mock(side_effect=[failure, httpx.Response(201, json={"id": "m"})])
-    with pytest.raises(OutcomeUnknown) as raised:
-        await client(deadline=3).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
-    assert raised.value.status == status
-    assert route.call_count == 1
-
-
-@respx.mock
-@pytest.mark.parametrize("failure", [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.Response(503)])
-async def test_what_never_reached_graph_is_retried(failure: object):
-    route = respx.post(URL).mock(side_effect=[failure, httpx.Response(201, json={"id": "m"})])
-    result = await client(deadline=5).create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
-    assert result.status == 201
-    assert route.call_count == 2
+# Which failures are retried and which never are: tests/test_graph_outcome_rules.py (each case and its control).
 
 
 @respx.mock

@@ -17,16 +17,12 @@ import pytest
 
 from meetings_core.telemetry import names
 from tests.otlp_receiver import OtlpReceiver
-from tests.stackutil import ORGANIZER, Stack, body_for, create_url
+from tests.stackutil import ORGANIZER, SHORT_LEASE, Stack, body_for, create_url
 
 pytestmark = pytest.mark.integration
 
-# Short times (as in test_unknown_outcomes): a held key's lease ends 5 s after its unknown outcome.
 FAST = {
-    "GRAPH_DEADLINE_SECONDS": "2",
-    "GRAPH_GRACE_SECONDS": "3",
-    "RESERVATION_LEASE_SECONDS": "5",
-    "DUPLICATE_WAIT_SECONDS": "8",
+    **SHORT_LEASE,
     "OTEL_METRIC_EXPORT_INTERVAL": "200",
     "OTEL_BSP_SCHEDULE_DELAY": "100",
     "OTEL_SERVICE_NAME": "gateway-under-test",

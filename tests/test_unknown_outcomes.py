@@ -29,17 +29,10 @@ from meetings_core.idempotency.records import Reservation, State
 from meetings_core.idempotency.store import ReservationExists
 from meetings_core.idempotency.table_store import TableReservationStore
 from meetings_core.validation import validate_call
-from tests.stackutil import ORGANIZER, Stack, body_for, create_url
+from tests.stackutil import ORGANIZER, SHORT_LEASE, Stack, body_for, create_url
 
 pytestmark = pytest.mark.integration
 
-# Short, proportionate times: Graph deadline 2 s, 3 s of grace for Graph to finish what we gave up on.
-FAST = {
-    "GRAPH_DEADLINE_SECONDS": "2",
-    "GRAPH_GRACE_SECONDS": "3",
-    "RESERVATION_LEASE_SECONDS": "5",
-    "DUPLICATE_WAIT_SECONDS": "8",
-}
 RETRYABLE = {429, 503, 504}
 
 
@@ -69,7 +62,7 @@ async def test_the_emulator_keeps_creating_after_its_client_gives_up(stack: Stac
 
 
 async def test_one_caller_graph_slower_than_the_deadline_gets_exactly_one_meeting(stack_factory):
-    stack = await stack_factory(workers=1, env=FAST)
+    stack = await stack_factory(workers=1, env=SHORT_LEASE)
     await stack.graph_config(non_atomic=True, latency_ms=2800, slow_calls=1)
     body = body_for()
     started = time.monotonic()
@@ -90,8 +83,8 @@ async def test_one_caller_graph_slower_than_the_deadline_gets_exactly_one_meetin
 
 
 async def test_concurrent_duplicates_while_graph_is_slower_than_the_deadline(stack_factory):
-    one = await stack_factory(workers=1, env=FAST)
-    two = await stack_factory(workers=1, env=FAST)
+    one = await stack_factory(workers=1, env=SHORT_LEASE)
+    two = await stack_factory(workers=1, env=SHORT_LEASE)
     await one.graph_config(non_atomic=True, latency_ms=2800, slow_calls=1)
     body = body_for()
     async with httpx.AsyncClient(timeout=60) as client:
@@ -111,7 +104,7 @@ async def test_frozen_table_storage_answers_503_in_seconds_and_the_key_goes_thro
 ):
     # Default STORE_TIMEOUT_SECONDS. The frozen insert may commit on thaw, and nobody can tell it never
     # reached Graph, so it holds the key for one (short, here) lease.
-    stack = await stack_factory(workers=1, env=FAST)
+    stack = await stack_factory(workers=1, env=SHORT_LEASE)
     body = body_for()
     async with httpx.AsyncClient(timeout=60) as client:
         assert (await client.get(f"{stack.gateway}/health")).status_code == 200  # clients built and connected
@@ -131,8 +124,8 @@ async def test_frozen_table_storage_answers_503_in_seconds_and_the_key_goes_thro
 
 
 async def test_owner_killed_mid_call_then_only_status_polls_get_the_meeting(stack_factory):
-    owner = await stack_factory(workers=1, env={**FAST, "DUPLICATE_WAIT_SECONDS": "0.2"})
-    poller = await stack_factory(workers=1, env=FAST)
+    owner = await stack_factory(workers=1, env={**SHORT_LEASE, "DUPLICATE_WAIT_SECONDS": "0.2"})
+    poller = await stack_factory(workers=1, env=SHORT_LEASE)
     await owner.graph_config(latency_ms=1500, slow_calls=1)
     body = body_for()
     key = ReservationKey(ORGANIZER.lower(), body["externalId"])
