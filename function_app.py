@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import azure.functions as func
-from starlette.types import ASGIApp, Receive, Scope, Send
+from meetings_core.heap import paused_collection
 
-from meetings_core.http.app import FUNCTIONS_HOST, SIGNED_STATUS_ONLY, create_app
+with paused_collection():  # the cold start: imports and the app, no full collections among them
+    import azure.functions as func
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
-asgi = create_app()
+    from meetings_core.http.app import FUNCTIONS_HOST, SIGNED_STATUS_ONLY, create_app
+
+    asgi = create_app()
 _ALL = [method.value for method in func.HttpMethod]
 
 

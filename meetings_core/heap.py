@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 _state = {"frozen": False}
 
@@ -17,3 +19,21 @@ def freeze_startup_heap() -> None:
     if not _state["frozen"]:
         _state["frozen"] = True
         gc.freeze()
+
+
+@contextlib.contextmanager
+def paused_collection() -> Iterator[None]:
+    """No collections inside the block (a cold start's imports and building the app); as before after it.
+
+    Imports allocate long-lived objects by the hundred thousand, and each full collection among them walks the
+    heap built so far: without them, importing `function_app` takes 0.86x the CPU (bench/cold_start.py). Nothing
+    is lost: what the imports leave lives as long as the process, `freeze_startup_heap` then takes it out of
+    later collections, and the few cycles that were garbage by then (under a thousand objects) stay with it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
 
 _PROBE = """
 import gc
@@ -23,3 +27,45 @@ def test_building_the_app_freezes_the_heap_once():
     assert before == 0
     assert first > 10_000  # the imported modules and the app: the bulk of the heap
     assert second == first  # a second app (tests, a second host) freezes nothing more, so nothing leaks
+
+
+# Counts the collections of each generation that run while `function_app` is imported, as a cold start does.
+_COLD_START = """
+import gc, os, sys
+runs = [0, 0, 0]
+def count(phase, info):
+    if phase == "start":
+        runs[info["generation"]] += 1
+gc.callbacks.append(count)
+{before}
+import function_app
+print(runs[2], gc.isenabled(), gc.get_freeze_count() > 10_000, flush=True)
+os._exit(0)
+"""
+
+
+def _cold_start(before: str = "") -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    env |= {"FUNCTIONS_WORKER_RUNTIME": "python", "TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true"}
+    script = _COLD_START.format(before=before)
+    completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed.stdout.split()
+
+
+def test_a_cold_start_runs_no_full_collection_and_leaves_the_collector_on_with_the_heap_frozen():
+    full, enabled, frozen = _cold_start()
+    assert full == "0"  # without the pause, the imports run several, each walking the heap built so far
+    assert enabled == "True"
+    assert frozen == "True"
+
+
+def test_a_collector_the_host_turned_off_stays_off():
+    _, enabled, _ = _cold_start("gc.disable()")
+    assert enabled == "False"
+
+
+def test_without_the_pause_the_same_probe_sees_full_collections():
+    """Control: the same probe sees full collections when the pause is taken away, so the first test can fail."""
+    full, _, _ = _cold_start("import meetings_core.heap as h, contextlib; h.paused_collection = contextlib.nullcontext")
+    assert int(full) > 0
