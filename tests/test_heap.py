@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 
 _PROBE = """
@@ -69,3 +71,29 @@ def test_without_the_pause_the_same_probe_sees_full_collections():
     """Control: the same probe sees full collections when the pause is taken away, so the first test can fail."""
     full, _, _ = _cold_start("import meetings_core.heap as h, contextlib; h.paused_collection = contextlib.nullcontext")
     assert int(full) > 0
+
+
+_BUILD = 'create_app(Settings(tables_connection_string="UseDevelopmentStorage=true", local_development=True))'
+_YOUNG = """
+import gc
+from meetings_core.http.app import create_app
+from meetings_core.settings import Settings
+{build}
+runs = [0]
+def count(phase, info):
+    if phase == "start" and info["generation"] == 0:
+        runs[0] += 1
+gc.callbacks.append(count)
+kept = [[] for _ in range(5_000)]  # a request's worth of containers that outlive a young collection
+print(runs[0], flush=True)
+"""
+
+
+@pytest.mark.parametrize(("build", "most"), [("", 100), (_BUILD, 0)])
+def test_once_serving_young_collections_wait_for_thousands_of_allocations(build: str, most: int):
+    """5,000 new lists: CPython's default runs a young collection every 700; a built app, none."""
+    out = subprocess.run([sys.executable, "-c", _YOUNG.format(build=build)], capture_output=True, text=True, check=True)
+    runs = int(out.stdout.split()[-1])
+    assert runs <= most
+    if not build:
+        assert runs >= 5  # the control: the probe does see young collections under the default threshold
