@@ -37,11 +37,11 @@ class StatusPoll:
             taken = await owner.take(record, forward, turn)
             if taken is None:
                 taken = await owner.store.get_by_digest(digest)
-            if taken is not None and turn.holds(taken):
+            if taken is not None and (lease := turn.held(taken)) is not None:
                 log.warning("status poll took over the reservation", extra={"operation_id": digest})
-                if turn.replaced is None:  # a lease taken over, not a version switch
+                if lease.replaced is None:  # a lease taken over, not a version switch
                     signals.took_over("status_poll")
-                outcome = await owner.own(taken, forward, ctx, turn)
+                outcome = await owner.own(taken, lease, forward, ctx, turn)
                 return replace(outcome, caller=taken.caller)
             record = taken or record
         if record.state is State.COMPLETED and record.api_version == version:
