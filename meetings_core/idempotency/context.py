@@ -115,6 +115,7 @@ class Forward:
         return cls(call.api_version, call.organizer_id, call.body)
 
     @classmethod
-    def of_record(cls, record: Reservation, api_version: str | None = None) -> Forward:
-        assert record.request is not None
-        return cls(api_version or record.api_version, record.key.organizer_id, json.loads(record.request))
+    def of_record(cls, record: Reservation, api_version: str) -> Forward:
+        """The request the record keeps, sent in `api_version` (the status URL's, maybe not the record's)."""
+        assert record.request is not None  # the poll checks it first: a record without one is unrecoverable
+        return cls(api_version, record.key.organizer_id, json.loads(record.request))

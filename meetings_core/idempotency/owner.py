@@ -116,6 +116,15 @@ class Owner:
         headers = {"graph-request-id": result.request_id} if result.request_id else {}
         return Outcome(result.status, result.body, headers)
 
+    async def own_taken(
+        self, taken: Reservation, lease: Lease, forward: Forward, ctx: RequestContext, turn: Turn, by: str
+    ) -> Outcome:
+        """`own` a record this request took over (`by`: a waiting duplicate or a status poll), noted as such."""
+        log.warning("took over a reservation (%s)", by, extra={"operation_id": taken.key.digest})
+        if lease.replaced is None:  # a lease taken over, not a version switch
+            signals.took_over(by)
+        return await self.own(taken, lease, forward, ctx, turn)
+
     def _lease_left(self, lease: Lease) -> float:
         """Seconds left of this request's lease, measured from before its write was sent (no other clock)."""
         return self.config.lease.total_seconds() - (self.clock() - lease.sent_at).total_seconds()
