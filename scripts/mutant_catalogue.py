@@ -316,7 +316,10 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (("self._hold(record, exc)", "await self._release(record)"),),
         ENGINE_TESTS,
-        alternatives=((("self._hold(record, exc, turn)", "await self._release(record)"),),),
+        alternatives=(
+            (("self._hold(record, exc, turn)", "await self._release(record)"),),
+            (("self._hold(record, exc, lease)", "await self._release(record)"),),
+        ),
     ),
     Mutant(
         "release-after-unexpected-failure",
@@ -324,7 +327,10 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (("self._hold(record, unknown)", "await self._release(record)"),),
         ENGINE_TESTS,
-        alternatives=((("self._hold(record, unknown, turn)", "await self._release(record)"),),),
+        alternatives=(
+            (("self._hold(record, unknown, turn)", "await self._release(record)"),),
+            (("self._hold(record, unknown, lease)", "await self._release(record)"),),
+        ),
     ),
     Mutant(
         "hold-after-definite-error",
@@ -397,7 +403,10 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (("if _held_by(record, mine):", "if False:"),),
         ENGINE_TESTS,
-        alternatives=((("if turn.holds(record):", "if False:"),),),
+        alternatives=(
+            (("if turn.holds(record):", "if False:"),),
+            (("if (lease := turn.held(record)) is not None:", "if False:"),),
+        ),
     ),
     Mutant(
         "status-shows-other-callers",
@@ -528,6 +537,7 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (("sent = turn.leased_at or self.clock()", "sent = self.clock()"),),
         ENGINE_TESTS,
+        alternatives=((("(self.clock() - lease.sent_at)", "(self.clock() - self.clock())"),),),
         optional=True,
     ),
 )

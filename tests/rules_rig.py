@@ -64,7 +64,7 @@ class ClaimedAfterRead(MemoryStore):
         if self.armed and stale is not None and stale.request is not None:
             self.armed = False
             lease_until = self.clock() + timedelta(seconds=LEASE)
-            self._commit(stale.with_owner("other-taker", lease_until, stale.api_version, stale.request))
+            self._commit(stale.with_owner("other-taker", lease_until, stale.api_version, stale.request, LEASE))
         return stale
 
 
@@ -127,7 +127,9 @@ class Rig:
         assert current is not None
         assert current.request is not None
         lease_until = self.clock() + timedelta(seconds=LEASE)
-        return await self.store.replace(current.with_owner(owner, lease_until, current.api_version, current.request))
+        return await self.store.replace(
+            current.with_owner(owner, lease_until, current.api_version, current.request, LEASE)
+        )
 
 
 def rig(*, cache_size: int = 100, yielding: bool = False, claimed_after_read: bool = False) -> Rig:

@@ -17,7 +17,13 @@ from meetings_core.idempotency.cache import CompletedCache
 from meetings_core.idempotency.engine import EngineConfig, IdempotencyEngine, RequestContext
 from meetings_core.idempotency.keys import ReservationKey
 from meetings_core.idempotency.records import Reservation, State
-from meetings_core.idempotency.store import ReservationChanged, ReservationExists
+from meetings_core.idempotency.store import (
+    RecordUnreadable,
+    ReservationChanged,
+    ReservationExists,
+    StoreError,
+    StoreUnavailable,
+)
 from meetings_core.settings import CALLER_LIMIT_SECONDS
 from meetings_core.validation import CreateOrGetCall, validate_call
 from tests.fake_clock import T0, Clock
@@ -421,3 +427,47 @@ def test_records_refuse_to_exist_without_their_states_fields():
         Reservation(key=key(), fingerprint="f", state=State.IN_PROGRESS, api_version="v1.0", caller="x", created_at=T0)
     with pytest.raises(ValueError, match="no status, body or expiry"):
         Reservation(key=key(), fingerprint="f", state=State.COMPLETED, api_version="v1.0", caller="x", created_at=T0)
+
+
+class FailingReads(MemoryStore):
+    """Reads fail with `error` after `good_reads` of them; every takeover loses its ETag claim (another taker)."""
+
+    def __init__(self, error: StoreError, good_reads: int) -> None:
+        super().__init__()
+        self.error = error
+        self.good_reads = good_reads
+
+    async def get_by_digest(self, digest: str) -> Reservation | None:
+        if self.good_reads == 0:
+            raise self.error
+        self.good_reads -= 1
+        return await super().get_by_digest(digest)
+
+    async def replace(self, record: Reservation) -> Reservation:
+        raise ReservationChanged(record.key)
+
+
+STORE_FAILURES = {
+    "unreachable": (StoreUnavailable("down"), 503, "ServiceUnavailable"),
+    "unreadable": (RecordUnreadable("damaged"), 500, "InternalServerError"),
+}
+
+
+@pytest.mark.parametrize("failure", list(STORE_FAILURES))
+@pytest.mark.parametrize("path", ["create", "status"])
+async def test_a_store_failure_is_one_documented_answer_on_either_path(failure: str, path: str):
+    """A duplicate's read, or a status poll's read after its takeover lost: the error's own answer, no Graph."""
+    error, status, code = STORE_FAILURES[failure]
+    r = rig()
+    r.store = FailingReads(error, good_reads=0 if path == "create" else 1)
+    r.rebuild()
+    if path == "create":
+        seed_in_progress(r, lease_left=LEASE)  # someone else's key: the insert conflicts, the read fails
+        answer = r.engine.create_or_get(call(), CTX)
+    else:
+        seed_in_progress(r, lease_left=-1)  # ended: the poll tries to take it, loses, and re-reads
+        answer = r.engine.status(key().digest, CTX)
+    with pytest.raises(GatewayError) as raised:
+        await answer
+    assert (raised.value.status, raised.value.code) == (status, code)
+    assert r.graph.calls == []

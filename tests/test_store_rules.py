@@ -55,9 +55,9 @@ async def test_a_second_insert_of_a_key_is_refused(store: TableReservationStore)
 
 async def test_a_replace_from_a_stale_copy_is_refused(store: TableReservationStore):
     stale = await store.insert(in_progress("owner-a"))
-    await store.replace(stale.with_owner("taker", T0 + timedelta(seconds=2 * LEASE), "v1.0", b"{}"))
+    await store.replace(stale.with_owner("taker", T0 + timedelta(seconds=2 * LEASE), "v1.0", b"{}", LEASE))
     with pytest.raises(ReservationChanged):
-        await store.replace(stale.with_owner("late", T0 + timedelta(seconds=3 * LEASE), "v1.0", b"{}"))
+        await store.replace(stale.with_owner("late", T0 + timedelta(seconds=3 * LEASE), "v1.0", b"{}", LEASE))
     kept = await store.get(stale.key)
     assert kept is not None
     assert kept.owner == "taker"
@@ -65,7 +65,7 @@ async def test_a_replace_from_a_stale_copy_is_refused(store: TableReservationSto
 
 async def test_a_delete_from_a_stale_copy_is_refused(store: TableReservationStore):
     stale = await store.insert(in_progress("owner-a"))
-    await store.replace(stale.with_owner("taker", T0 + timedelta(seconds=2 * LEASE), "v1.0", b"{}"))
+    await store.replace(stale.with_owner("taker", T0 + timedelta(seconds=2 * LEASE), "v1.0", b"{}", LEASE))
     with pytest.raises(ReservationChanged):
         await store.delete(stale)
     kept = await store.get(stale.key)
@@ -91,7 +91,9 @@ async def test_a_stale_owners_release_through_the_engine_leaves_the_takers_reser
         current = await store.get(call().key)
         assert current is not None
         assert current.request is not None
-        await store.replace(current.with_owner("taker", clock() + timedelta(seconds=LEASE), "v1.0", current.request))
+        await store.replace(
+            current.with_owner("taker", clock() + timedelta(seconds=LEASE), "v1.0", current.request, LEASE)
+        )
         return GatewayError(400, "BadRequest", "Graph refused the request.")
 
     graph.script = [taken_over_then_refused]

@@ -75,19 +75,27 @@ class EngineConfig:
         return 4 * self.store_seconds + self.graph_deadline_seconds
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A lease write this request sent: when (its stopwatch starts there, docs/IDEMPOTENCY.md "Clocks"), and the
+    completed record it replaced (a switch of API version), to put back if Graph refuses."""
+
+    sent_at: datetime
+    replaced: Reservation | None = None
+
+
 @dataclass(slots=True)
 class Turn:
-    """One answer: when it is due, this request's owner token, when it last sent a lease write, and the
-    completed record that write replaced (a switch of API version), to put back if Graph refuses."""
+    """One answer: when it is due, this request's owner token, and its last lease write."""
 
     answer_by: datetime
     mine: str = field(default_factory=lambda: uuid.uuid4().hex)
-    leased_at: datetime | None = None
-    replaced: Reservation | None = None
+    # Set just before each insert or takeover is sent, so a record under `mine` always has it.
+    lease: Lease | None = None
 
-    def holds(self, record: Reservation) -> bool:
-        """True when the record is in progress under this request's token (its own write, maybe retried)."""
-        return record.state is State.IN_PROGRESS and record.owner == self.mine
+    def held(self, record: Reservation) -> Lease | None:
+        """This request's lease if the record is in progress under its token (its own write, maybe retried)."""
+        return self.lease if record.state is State.IN_PROGRESS and record.owner == self.mine else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +115,7 @@ class Forward:
         return cls(call.api_version, call.organizer_id, call.body)
 
     @classmethod
-    def of_record(cls, record: Reservation, api_version: str | None = None) -> Forward:
-        assert record.request is not None
-        return cls(api_version or record.api_version, record.key.organizer_id, json.loads(record.request))
+    def of_record(cls, record: Reservation, api_version: str) -> Forward:
+        """The request the record keeps, sent in `api_version` (the status URL's, maybe not the record's)."""
+        assert record.request is not None  # the poll checks it first: a record without one is unrecoverable
+        return cls(api_version, record.key.organizer_id, json.loads(record.request))

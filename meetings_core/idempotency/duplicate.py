@@ -3,7 +3,6 @@ meanwhile (or a meeting stored in the other API version), or answer "in progress
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -14,8 +13,6 @@ from .context import Forward, Outcome, RequestContext, Turn
 from .keys import ReservationKey
 from .owner import Owner
 from .records import Reservation, State
-
-log = logging.getLogger("meetings_core.idempotency")
 
 _POLL_FIRST_SECONDS = 0.05
 _POLL_MAX_SECONDS = 1.0
@@ -44,8 +41,8 @@ class Settle:
                     raise busy(config, 1.0)
                 record = await owner.insert(key, call, ctx, forward, turn)
                 continue
-            if turn.holds(record):  # ours, though the store reported a conflict (a retried write)
-                return await owner.own(record, forward, ctx, turn)
+            if (lease := turn.held(record)) is not None:  # ours: just inserted, or a retried write that committed
+                return await owner.own(record, lease, forward, ctx, turn)
             check_caller(record, ctx)
             check_fingerprint(record, call, config)
             now = record.judged_at(owner.clock())  # storage's clock, for the lease
@@ -59,11 +56,8 @@ class Settle:
                 if owner.left(turn) < config.owner_step_seconds:
                     return self._in_progress(record, call, ctx)
                 taken = await owner.take(record, forward, turn)
-                if taken is not None:
-                    log.warning("took over a reservation", extra={"operation_id": key.digest})
-                    if turn.replaced is None:  # a lease taken over, not a version switch
-                        signals.took_over("duplicate")
-                    return await owner.own(taken, forward, ctx, turn)
+                if taken is not None and (lease := turn.held(taken)) is not None:
+                    return await owner.own_taken(taken, lease, forward, ctx, turn, "duplicate")
                 record = None
                 continue
             if owner.clock() >= wait_until:

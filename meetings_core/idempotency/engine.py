@@ -64,22 +64,22 @@ class IdempotencyEngine:
         key = call.key  # (organizer, the externalId Graph sees): scoped per caller, see validation.py
         owner = self._owner
         cached = owner.cache.get(key.digest, owner.clock())
-        try:
-            if cached is not None and cached.api_version == call.api_version:
-                # The same checks as a stored replay (duplicate.py): whose key, and the same body.
-                return self._settle.replay(cached, call, ctx)
-            return await self._settle(key, call, ctx, owner.turn(ctx))
-        except StoreUnavailable as exc:
-            raise storage_unavailable(exc) from exc
-        except RecordUnreadable as exc:
-            raise unreadable(exc) from exc
+        if cached is not None and cached.api_version == call.api_version:
+            # The same checks as a stored replay (duplicate.py): whose key, and the same body. No store call.
+            return self._settle.replay(cached, call, ctx)
+        return await _store_failures_answered(self._settle(key, call, ctx, owner.turn(ctx)))
 
     async def status(self, operation_id: str, ctx: RequestContext) -> Outcome:
         """The status URL: the result once settled, in the version the caller asked in; a poll that finds an
         ended lease (or the meeting stored in the other version) finishes the call."""
-        try:
-            return await self._poll(operation_id, ctx)
-        except StoreUnavailable as exc:
-            raise storage_unavailable(exc) from exc
-        except RecordUnreadable as exc:
-            raise unreadable(exc) from exc
+        return await _store_failures_answered(self._poll(operation_id, ctx))
+
+
+async def _store_failures_answered(answer: Awaitable[Outcome]) -> Outcome:
+    """The answer, or the one documented error for a store that cannot be reached or a record it cannot read."""
+    try:
+        return await answer
+    except StoreUnavailable as exc:
+        raise storage_unavailable(exc) from exc
+    except RecordUnreadable as exc:
+        raise unreadable(exc) from exc

@@ -23,8 +23,12 @@ _MAX_CHUNKS = 14
 # The most one compressed request (or answer) may take: 14 x 64 KiB = 896 KiB, which leaves the entity's other
 # properties (keys, ids, times: under 4 KiB) well inside Table Storage's 1 MiB per entity.
 STORED_BYTES_LIMIT = _CHUNK * _MAX_CHUNKS
-# No lease the settings accept is longer (RESERVATION_LEASE_SECONDS); a larger stored value is damage.
-_MAX_LEASE_SECONDS = 3600.0
+# The longest stored lease a reader honours; a larger LeaseSeconds is damage (`RecordUnreadable`). Above the
+# settings' bound on purpose (settings.MAX_LEASE_SECONDS, 300 s): the first gateway to write LeaseSeconds had
+# no upper bound on RESERVATION_LEASE_SECONDS, and a later one may raise it. Honouring a longer lease only delays
+# a takeover; refusing a record a gateway wrote makes its key answer 500 until an operator removes it (the purge
+# skips it). Every version that reads LeaseSeconds has used this bound, so a mixed fleet agrees on what it reads.
+MAX_STORED_LEASE_SECONDS = 3600.0
 
 
 def to_entity(record: Reservation) -> dict[str, Any]:
@@ -177,6 +181,6 @@ def _number(entity: Any, name: str) -> float | None:
     value = entity.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= _MAX_LEASE_SECONDS:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_STORED_LEASE_SECONDS:
         raise CorruptRecord(f"{name} is not a number of seconds in range")
     return float(value)

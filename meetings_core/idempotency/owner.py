@@ -15,7 +15,7 @@ from ..telemetry import signals
 from ..validation import CreateOrGetCall
 from .answers import unsettled
 from .cache import CompletedCache
-from .context import EngineConfig, Forward, Outcome, RequestContext, Turn
+from .context import EngineConfig, Forward, Lease, Outcome, RequestContext, Turn
 from .keys import ReservationKey
 from .records import Reservation, State
 from .store import ReservationChanged, ReservationExists, ReservationStore, StoreError
@@ -47,8 +47,8 @@ class Owner:
         self, key: ReservationKey, call: CreateOrGetCall, ctx: RequestContext, forward: Forward, turn: Turn
     ) -> Reservation | None:
         """The new reservation, or None when the key exists (possibly by our own retried insert)."""
-        now = turn.leased_at = self.clock()
-        turn.replaced = None
+        now = self.clock()
+        turn.lease = Lease(now)
         record = Reservation(
             key=key,
             fingerprint=call.fingerprint,
@@ -68,9 +68,9 @@ class Owner:
 
     async def take(self, record: Reservation, forward: Forward, turn: Turn) -> Reservation | None:
         """Become the record's owner by ETag replace, or None if someone else changed it first."""
-        now = turn.leased_at = self.clock()
+        now = self.clock()
         # Kept even if the write is reported as a conflict: a retried write may have committed (then ours).
-        turn.replaced = record if record.state is State.COMPLETED else None
+        turn.lease = Lease(now, record if record.state is State.COMPLETED else None)
         lease = self.config.lease
         taken = record.with_owner(turn.mine, now + lease, forward.api_version, forward.request, lease.total_seconds())
         try:
@@ -78,10 +78,12 @@ class Owner:
         except ReservationChanged:
             return None
 
-    async def own(self, record: Reservation, forward: Forward, ctx: RequestContext, turn: Turn) -> Outcome:
-        """Holding the reservation: call Graph, then record the result, release the key (or put back the
-        completed record this turn replaced), or hold it."""
-        lease_left = self._lease_left(turn)
+    async def own(
+        self, record: Reservation, lease: Lease, forward: Forward, ctx: RequestContext, turn: Turn
+    ) -> Outcome:
+        """Holding the reservation by `lease`: call Graph, then record the result, release the key (or put back
+        the completed record the lease write replaced), or hold it."""
+        lease_left = self._lease_left(lease)
         # Never in flight during the lease's last grace, and always room for the completion and its re-read.
         budget = min(lease_left - self.config.grace_seconds, self.left(turn) - 2 * self.config.store_seconds)
         if budget < MIN_GRAPH_SECONDS:
@@ -98,30 +100,38 @@ class Owner:
                 deadline_seconds=budget,
             )
         except OutcomeUnknown as exc:
-            self._hold(record, exc, turn)
+            self._hold(record, exc, lease)
             raise
         except GatewayError:
-            restore = turn.replaced
+            restore = lease.replaced
             await (self._restore(record, restore) if restore else self._release(record))
             raise
         except Exception as exc:
             unknown = OutcomeUnknown("The gateway failed while calling Graph.")
             log.exception("unexpected failure in the Graph call", extra={"operation_id": record.key.digest})
-            self._hold(record, unknown, turn)
+            self._hold(record, unknown, lease)
             raise unknown from exc
         now, retention = self.clock(), self.config.retention
         await self._complete(record.as_completed(result.status, result.body, result.request_id, now, retention))
         headers = {"graph-request-id": result.request_id} if result.request_id else {}
         return Outcome(result.status, result.body, headers)
 
-    def _lease_left(self, turn: Turn) -> float:
-        """Seconds left of this request's lease, measured from before its write was sent (no other clock)."""
-        sent = turn.leased_at or self.clock()
-        return self.config.lease.total_seconds() - (self.clock() - sent).total_seconds()
+    async def own_taken(
+        self, taken: Reservation, lease: Lease, forward: Forward, ctx: RequestContext, turn: Turn, by: str
+    ) -> Outcome:
+        """`own` a record this request took over (`by`: a waiting duplicate or a status poll), noted as such."""
+        log.warning("took over a reservation (%s)", by, extra={"operation_id": taken.key.digest})
+        if lease.replaced is None:  # a lease taken over, not a version switch
+            signals.took_over(by)
+        return await self.own(taken, lease, forward, ctx, turn)
 
-    def _hold(self, record: Reservation, exc: OutcomeUnknown, turn: Turn) -> None:
+    def _lease_left(self, lease: Lease) -> float:
+        """Seconds left of this request's lease, measured from before its write was sent (no other clock)."""
+        return self.config.lease.total_seconds() - (self.clock() - lease.sent_at).total_seconds()
+
+    def _hold(self, record: Reservation, exc: OutcomeUnknown, lease: Lease) -> None:
         """Keep the key reserved: Graph may still be creating the meeting until the lease ends."""
-        settle_in = self._lease_left(turn)
+        settle_in = self._lease_left(lease)
         signals.key_held(record.api_version)
         log.warning(
             "Graph outcome unknown (%s); the key stays reserved for %.0f s",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from ..telemetry import signals
 from ..validation import API_VERSIONS
 from .answers import accepted, may_see, operation_not_found, retry_after, stored, unrecoverable
 from .context import Forward, Outcome, RequestContext
@@ -37,11 +36,8 @@ class StatusPoll:
             taken = await owner.take(record, forward, turn)
             if taken is None:
                 taken = await owner.store.get_by_digest(digest)
-            if taken is not None and turn.holds(taken):
-                log.warning("status poll took over the reservation", extra={"operation_id": digest})
-                if turn.replaced is None:  # a lease taken over, not a version switch
-                    signals.took_over("status_poll")
-                outcome = await owner.own(taken, forward, ctx, turn)
+            if taken is not None and (lease := turn.held(taken)) is not None:
+                outcome = await owner.own_taken(taken, lease, forward, ctx, turn, "status_poll")
                 return replace(outcome, caller=taken.caller)
             record = taken or record
         if record.state is State.COMPLETED and record.api_version == version:

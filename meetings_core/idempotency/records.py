@@ -46,6 +46,8 @@ class Reservation:
     expires_at: datetime | None = None
     etag: str | None = None
     # The lease's length, kept so that storage can date its end by its own clock (the entity's Timestamp).
+    # Every lease this version writes has it; None on a completed record, and on an in-progress one written by
+    # a gateway older than the clocks rework (its lease is judged by `lease_until`, docs/IDEMPOTENCY.md).
     lease_seconds: float | None = None
     # Storage's time when this record was read (the answer's Date header); None for a record not read back.
     read_at: datetime | None = None
@@ -69,10 +71,10 @@ class Reservation:
         return (self.lease_until - now).total_seconds() if self.lease_until is not None else 0.0
 
     def with_owner(
-        self, owner: str, lease_until: datetime, api_version: str, request: bytes, lease_seconds: float | None = None
+        self, owner: str, lease_until: datetime, api_version: str, request: bytes, lease_seconds: float
     ) -> Reservation:
-        """The in-progress record taken over by `owner` until `lease_until`, to send `request` to `api_version`
-        (from an ended lease, or from a meeting completed in the other version)."""
+        """The in-progress record taken over by `owner` for `lease_seconds` (until `lease_until` by its clock), to
+        send `request` to `api_version` (from an ended lease, or from a meeting completed in the other version)."""
         return replace(
             self,
             state=State.IN_PROGRESS,
