@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -10,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from meetings_core.services import engine_config
-from meetings_core.settings import SettingsError, load_settings
+from meetings_core.settings import (
+    ANSWER_MARGIN_SECONDS,
+    MAX_CALLER_TIMEOUT_SECONDS,
+    SettingsError,
+    load_settings,
+)
 
 BASE = {"TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true", "LOCAL_DEVELOPMENT": "true"}
 SECRET = "a-partner-secret-of-32-characters!"
@@ -156,7 +162,7 @@ def test_settings_check_that_make_gateway_runs_first():
     [
         ({}, 110),  # Power Automate's 120 s, the default
         ({"CALLER_TIMEOUT_SECONDS": "100", "DUPLICATE_WAIT_SECONDS": "35"}, 90),  # Graph SDKs' HTTP client: 100 s
-        ({"CALLER_TIMEOUT_SECONDS": "230"}, 220),  # the Functions host answers no request after 230 s
+        ({"CALLER_TIMEOUT_SECONDS": "140"}, 130),  # the most: host.json's functionTimeout is 150 s
     ],
 )
 def test_the_callers_limit_sets_the_engines_answer_deadline(
@@ -176,7 +182,7 @@ def test_the_callers_limit_sets_the_engines_answer_deadline(
         # The defaults' longest path (wait 50 + deadline 30 + 5 x store 5 = 105 s) does not fit a 100 s client.
         ({"CALLER_TIMEOUT_SECONDS": "100"}, "CALLER_TIMEOUT_SECONDS"),
         ({"CALLER_TIMEOUT_SECONDS": "29"}, "CALLER_TIMEOUT_SECONDS"),
-        ({"CALLER_TIMEOUT_SECONDS": "231"}, "CALLER_TIMEOUT_SECONDS"),
+        ({"CALLER_TIMEOUT_SECONDS": "141"}, "CALLER_TIMEOUT_SECONDS"),
     ],
 )
 def test_a_callers_limit_the_other_settings_cannot_keep_is_refused(
@@ -187,3 +193,9 @@ def test_a_callers_limit_the_other_settings_cannot_keep_is_refused(
     with pytest.raises(SettingsError) as raised:
         load_settings()
     assert names in str(raised.value)
+
+
+def test_the_longest_callers_limit_ends_before_the_functions_host_ends_the_invocation():
+    timeout = json.loads((Path(__file__).parent.parent / "host.json").read_text())["functionTimeout"]
+    hours, minutes, seconds = map(int, timeout.split(":"))
+    assert hours * 3600 + minutes * 60 + seconds >= MAX_CALLER_TIMEOUT_SECONDS + ANSWER_MARGIN_SECONDS
