@@ -180,6 +180,7 @@ async def test_an_unknown_outcome_keeps_the_key_reserved_until_the_lease_ends():
     record = r.record()
     assert record is not None, "the key was released after an unknown outcome"
     assert record.state is State.IN_PROGRESS
+    assert not record.released
     assert "delete" not in r.store.operations
     duplicate = await r.engine.create_or_get(call(), replace(CTX, respond_async=True))
     assert duplicate.status == 202  # told to poll; nothing reaches Graph before the lease ends
@@ -194,6 +195,10 @@ async def test_an_unexpected_failure_while_calling_graph_keeps_the_key():
     record = r.record()
     assert record is not None
     assert record.state is State.IN_PROGRESS
+    assert not record.released, "an unknown outcome was released for takeover"
+    duplicate = await r.engine.create_or_get(call(), replace(CTX, respond_async=True))
+    assert duplicate.status == 202
+    assert len(r.graph.calls) == 1
 
 
 async def test_a_definite_graph_refusal_releases_the_key_for_takeover():
