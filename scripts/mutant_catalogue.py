@@ -359,6 +359,13 @@ CATALOGUE: tuple[Mutant, ...] = (
         ENGINE_TESTS,
     ),
     Mutant(
+        "released-refuses-a-corrected-request",
+        "a released record (Graph created nothing) is taken over by a request with another body, as a deleted key was",
+        IDEMPOTENCY,
+        (("record = _corrected(record, call) check_caller(record, ctx)", "check_caller(record, ctx)"),),
+        ENGINE_TESTS,
+    ),
+    Mutant(
         "released-waits-the-grace",
         "a released record is taken over at once: Graph created nothing, so there is no grace to wait",
         IDEMPOTENCY,

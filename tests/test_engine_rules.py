@@ -221,6 +221,22 @@ async def test_a_definite_graph_refusal_releases_the_key_for_takeover():
     assert r.graph.calls[1]["at"] == r.graph.calls[0]["at"], "the retry waited for a released lease"
 
 
+async def test_a_corrected_request_takes_a_released_record_over_and_owns_its_key():
+    """Graph refused the first body (400): a request with another body for the same externalId goes through (Graph
+    created nothing), and its replays are replays, not 422; an ended lease is still 422 for another body."""
+    r = rig()
+    r.graph.script = [GatewayError(400, "BadRequest", "The subject is too long.")]
+    with pytest.raises(GatewayError):
+        await r.engine.create_or_get(call(), CTX)
+    corrected = call(subject="Kick-off, shorter")
+    assert (await r.engine.create_or_get(corrected, CTX)).status == 201
+    assert r.graph.calls[1]["body"]["subject"] == "Kick-off, shorter"
+    assert (await r.engine.create_or_get(corrected, CTX)).status == 200
+    with pytest.raises(GatewayError) as reused:
+        await r.engine.create_or_get(call(), CTX)
+    assert reused.value.status == 422
+
+
 async def test_a_waiting_duplicate_takes_a_released_record_over_without_the_grace():
     r = rig()
     waiting: list[asyncio.Task[Outcome]] = []
