@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from meetings_core.idempotency.keys import ReservationKey
+from meetings_core.idempotency.purge import RELEASED_KEPT_FOR
+from meetings_core.settings import Settings
 from tests.stackutil import ORGANIZER, Stack, body_for, create_url
 
 pytestmark = pytest.mark.integration
@@ -79,3 +81,9 @@ async def test_the_callers_retry_after_a_503_takes_the_released_key_over(stack_f
         retried = await client.post(create_url(stack.gateway), json=body)
     assert retried.status_code == 201, retried.text
     assert (await stack.graph_stats())["creates"] == 1
+
+
+def test_the_purge_keeps_a_released_record_as_long_as_the_longest_status_url_lives():
+    """RELEASED_KEPT_FOR is the bound of STATUS_URL_TTL_SECONDS: a longer setting would let a poll miss its record."""
+    field = Settings.model_fields["status_url_ttl_seconds"]
+    assert [getattr(m, "le", None) for m in field.metadata if hasattr(m, "le")] == [RELEASED_KEPT_FOR.total_seconds()]
