@@ -85,7 +85,8 @@ async def _dispatch(store: TableReservationStore, args: argparse.Namespace) -> i
     if args.command == "stuck":
         async for page in store.expired(completed_before=_EPOCH, abandoned_before=now, page_size=100):
             for stuck in page:
-                print(json.dumps(_describe(stuck)))
+                if not stuck.released:  # released after a definite failure: the next request takes it over
+                    print(json.dumps(_describe(stuck)))
         return 0
     if args.command == "stats":
         print_stats(await reservation_stats(store, now), as_json=args.json)
@@ -169,6 +170,7 @@ def _describe(record: Reservation) -> dict[str, Any]:
         "graphStatus": record.status,
         "meetingId": meeting.get("id"),
         "expiresAt": record.expires_at.isoformat() if record.expires_at else None,
+        "releasedAt": record.released_at.isoformat() if record.released_at else None,
     }
 
 

@@ -1,7 +1,8 @@
 """Counts over the reservations table: by state, stuck keys and their age, recent completions.
 
 A stuck key is an in-progress reservation whose lease has ended: its owner died or gave up after an
-unknown outcome, and no request for the key came back to finish it (docs/OPERATIONS.md).
+unknown outcome, and no request for the key came back to finish it (docs/OPERATIONS.md). A released one (its
+owner had a definite failure: Graph created nothing) is counted apart: it awaits a retry, nothing is stuck.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class ReservationStats:
     in_progress: int
     completed: int
     stuck: int
+    # In progress, released by an owner after a definite failure: the next request for the key takes it over.
+    released: int
     oldest_in_progress_age_seconds: int | None
     oldest_stuck_age_seconds: int | None
     completed_last_hour: int
@@ -47,7 +50,7 @@ async def stuck_keys(store: ReservationStore, now: datetime) -> StuckKeys:
         (now - record.lease_until).total_seconds()
         async for page in store.expired(_EPOCH, now, PAGE_SIZE)
         for record in page
-        if record.state is State.IN_PROGRESS and record.lease_until is not None
+        if record.state is State.IN_PROGRESS and record.lease_until is not None and not record.released
     ]
     return StuckKeys(len(ages), max(ages, default=0.0))
 
@@ -57,12 +60,14 @@ async def reservation_stats(store: ReservationStore, now: datetime) -> Reservati
     beyond = now + _EVERYTHING
     records = [record async for page in store.expired(beyond, beyond, PAGE_SIZE) for record in page]
     running = [r for r in records if r.state is State.IN_PROGRESS]
-    stuck = [r for r in running if r.lease_ended(now)]
+    released = [r for r in running if r.released]
+    stuck = [r for r in running if r.lease_ended(now) and not r.released]
     done = [r.completed_at for r in records if r.state is State.COMPLETED and r.completed_at is not None]
     return ReservationStats(
         in_progress=len(running),
         completed=len(records) - len(running),
         stuck=len(stuck),
+        released=len(released),
         oldest_in_progress_age_seconds=_oldest(now, [r.created_at for r in running]),
         oldest_stuck_age_seconds=_oldest(now, [_lease_end(r) for r in stuck]),
         completed_last_hour=sum(1 for at in done if at > now - timedelta(hours=1)),
@@ -74,6 +79,7 @@ _LABELS = {
     "in_progress": "in progress",
     "completed": "completed",
     "stuck": "stuck (in progress, lease ended)",
+    "released": "released, awaiting a retry",
     "oldest_in_progress_age_seconds": "oldest in progress, age (s)",
     "oldest_stuck_age_seconds": "oldest stuck, since its lease ended (s)",
     "completed_last_hour": "completed in the last hour",

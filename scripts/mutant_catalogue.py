@@ -58,7 +58,16 @@ CATALOGUE: tuple[Mutant, ...] = (
         (("await self._store.delete(record)", "await self._store.remove(record.key)"),),
         ENGINE_TESTS,
         listed=True,
-        alternatives=((("await self.store.delete(record)", "await self.store.remove(record.key)"),),),
+        alternatives=(
+            (("await self.store.delete(record)", "await self.store.remove(record.key)"),),
+            # The release is an ETag replace marking the record released: made blind, it lands on a taker's record.
+            (
+                (
+                    "await self.store.replace(record.as_released(self.clock()))",
+                    _blind("self.store", "record.as_released(self.clock())"),
+                ),
+            ),
+        ),
     ),
     Mutant(
         "store-delete-unconditional",
@@ -341,6 +350,41 @@ CATALOGUE: tuple[Mutant, ...] = (
         alternatives=(
             (("await (self._restore(record, restore) if restore else self._release(record)) raise", "raise"),),
         ),
+    ),
+    Mutant(
+        "definite-failure-deletes",
+        "a definite failure keeps the record, marked released, so a poller of its status URL is answered, not 404",
+        IDEMPOTENCY,
+        (("await self.store.replace(record.as_released(self.clock()))", "await self.store.delete(record)"),),
+        ENGINE_TESTS,
+    ),
+    Mutant(
+        "released-refuses-a-corrected-request",
+        "a released record (Graph created nothing) is taken over by a request with another body, as a deleted key was",
+        IDEMPOTENCY,
+        (("record = _corrected(record, call) check_caller(record, ctx)", "check_caller(record, ctx)"),),
+        ENGINE_TESTS,
+    ),
+    Mutant(
+        "released-waits-the-grace",
+        "a released record is taken over at once: Graph created nothing, so there is no grace to wait",
+        IDEMPOTENCY,
+        (("return self.released or (self.lease_until", "return (self.lease_until"),),
+        ENGINE_TESTS,
+    ),
+    Mutant(
+        "released-counted-stuck",
+        "a released record awaits a retry: the stuck count (and its alert) leaves it out",
+        "meetings_core/stats.py",
+        (("and record.lease_until is not None and not record.released", "and record.lease_until is not None"),),
+        ("tests/test_stats.py",),
+    ),
+    Mutant(
+        "released-purged-early",
+        "the purge keeps a released record while a status URL handed out before its release may be polled",
+        "meetings_core/idempotency/purge.py",
+        (("if record.released_at is not None and record.released_at > now - RELEASED_KEPT_FOR:", "if False:"),),
+        ("tests/test_retention.py",),
     ),
     Mutant(
         "budget-without-grace",

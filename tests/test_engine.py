@@ -229,7 +229,7 @@ async def test_a_definite_graph_error_releases_the_key():
     r.graph.script = [GatewayError(400, "BadRequest", "no")]
     with pytest.raises(GatewayError):
         await r.engine.create_or_get(call(), CTX)
-    assert key().digest not in r.store.records
+    assert stored(r).released
     assert (await r.engine.create_or_get(call(), CTX)).status == 201
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ import pytest
 
 from meetings_core.errors import GatewayError
 from meetings_core.graph.errors import OutcomeUnknown
-from meetings_core.idempotency.engine import RequestContext
+from meetings_core.idempotency.engine import Outcome, RequestContext
 from meetings_core.idempotency.records import Reservation, State
 from meetings_core.idempotency.store import ReservationExists
 from tests.fake_clock import T0
@@ -179,6 +180,7 @@ async def test_an_unknown_outcome_keeps_the_key_reserved_until_the_lease_ends():
     record = r.record()
     assert record is not None, "the key was released after an unknown outcome"
     assert record.state is State.IN_PROGRESS
+    assert not record.released
     assert "delete" not in r.store.operations
     duplicate = await r.engine.create_or_get(call(), replace(CTX, respond_async=True))
     assert duplicate.status == 202  # told to poll; nothing reaches Graph before the lease ends
@@ -193,15 +195,95 @@ async def test_an_unexpected_failure_while_calling_graph_keeps_the_key():
     record = r.record()
     assert record is not None
     assert record.state is State.IN_PROGRESS
+    assert not record.released, "an unknown outcome was released for takeover"
+    duplicate = await r.engine.create_or_get(call(), replace(CTX, respond_async=True))
+    assert duplicate.status == 202
+    assert len(r.graph.calls) == 1
 
 
-async def test_a_definite_graph_refusal_releases_the_key():
+async def test_a_definite_graph_refusal_releases_the_key_for_takeover():
+    """Graph created nothing: the record stays, marked released with its request, and the caller's own retry takes
+    it over at once (insert refused, read, ETag replace): no wait for the lease."""
     r = rig()
-    r.graph.script = [GatewayError(400, "BadRequest", "no")]
+    r.graph.script = [GatewayError(503, "ServiceUnavailable", "Graph is unavailable.")]
     with pytest.raises(GatewayError):
         await r.engine.create_or_get(call(), CTX)
-    assert r.record() is None
+    released = r.record()
+    assert released is not None, "the key was deleted: a poller of its status URL would get 404"
+    assert released.state is State.IN_PROGRESS
+    assert released.released_at == r.clock()
+    assert released.request is not None
+    assert "delete" not in r.store.operations
+    r.store.operations.clear()
     assert (await r.engine.create_or_get(call(), CTX)).status == 201
+    assert r.store.operations[:3] == ["insert-conflict", "get", "replace"]
+    assert len(r.graph.calls) == 2
+    assert r.graph.calls[1]["at"] == r.graph.calls[0]["at"], "the retry waited for a released lease"
+
+
+async def test_a_corrected_request_takes_a_released_record_over_and_owns_its_key():
+    """Graph refused the first body (400): a request with another body for the same externalId goes through (Graph
+    created nothing), and its replays are replays, not 422; an ended lease is still 422 for another body."""
+    r = rig()
+    r.graph.script = [GatewayError(400, "BadRequest", "The subject is too long.")]
+    with pytest.raises(GatewayError):
+        await r.engine.create_or_get(call(), CTX)
+    corrected = call(subject="Kick-off, shorter")
+    assert (await r.engine.create_or_get(corrected, CTX)).status == 201
+    assert r.graph.calls[1]["body"]["subject"] == "Kick-off, shorter"
+    assert (await r.engine.create_or_get(corrected, CTX)).status == 200
+    with pytest.raises(GatewayError) as reused:
+        await r.engine.create_or_get(call(), CTX)
+    assert reused.value.status == 422
+
+
+async def test_a_waiting_duplicate_takes_a_released_record_over_without_the_grace():
+    r = rig()
+    waiting: list[asyncio.Task[Outcome]] = []
+
+    async def duplicate_waits_then_refused() -> GatewayError:
+        waiting.append(asyncio.create_task(r.engine.create_or_get(call(), CTX)))
+        for _ in range(5):  # the duplicate finds the live lease and waits
+            await asyncio.sleep(0)
+        return GatewayError(429, "TooManyRequests", "Graph is throttling requests.")
+
+    r.graph.script = [duplicate_waits_then_refused]
+    with pytest.raises(GatewayError) as refused:
+        await r.engine.create_or_get(call(), CTX)
+    assert refused.value.status == 429
+    released_at = r.clock()
+    assert "insert-conflict" in r.store.operations, "the duplicate did not wait on the owner's lease"
+    assert (await waiting[0]).status == 201
+    assert len(r.graph.calls) == 2
+    assert (r.graph.calls[1]["at"] - released_at).total_seconds() < 2, "the duplicate waited out the lease"
+    assert r.store.operations.count("insert") == 1  # it took the released record over; nothing deleted it
+
+
+@pytest.mark.parametrize("recovered", [True, False])
+async def test_a_poll_after_a_definite_failure_resends_the_request_never_404(recovered: bool):
+    """The owner's refusal released the key: the status poll takes it over and answers Graph's meeting, or Graph's
+    own refusal with its reason, never "no such operation"."""
+    r = rig()
+    polled = replace(CTX, respond_async=True)
+    accepted: list[Outcome] = []
+
+    async def polled_then_refused() -> GatewayError:
+        accepted.append(await r.engine.create_or_get(call(), polled))
+        return GatewayError(503, "ServiceUnavailable", "Graph is unavailable.")
+
+    forbidden = GatewayError(403, "Forbidden", "Application is not allowed to perform operations on the user.")
+    r.graph.script = [polled_then_refused] + ([] if recovered else [forbidden])
+    with pytest.raises(GatewayError):
+        await r.engine.create_or_get(call(), CTX)
+    assert accepted[0].status == 202
+    operation = accepted[0].headers["Location"].rsplit("/", 1)[1]
+    if recovered:
+        done = await r.engine.status(operation, polled)
+        assert (done.status, json.loads(done.body)["id"]) == (201, "MSo1")
+    else:
+        with pytest.raises(GatewayError) as refused:
+            await r.engine.status(operation, polled)
+        assert (refused.value.status, refused.value.message) == (403, forbidden.message)
     assert len(r.graph.calls) == 2
 
 

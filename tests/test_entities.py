@@ -58,3 +58,33 @@ def test_a_record_without_lease_seconds_keeps_its_lease_until():
     record = from_entity(stored(entity))
     assert record.lease_seconds is None
     assert record.lease_until == T0 + timedelta(seconds=45)
+
+
+def test_a_released_record_keeps_its_mark_and_request_and_a_takeover_drops_the_mark():
+    released = in_progress(45.0).as_released(T0 + timedelta(seconds=3))
+    entity = to_entity(released)
+    assert entity["ReleasedAt"] == T0 + timedelta(seconds=3)
+    record = from_entity(stored(entity))
+    assert (record.released_at, record.request) == (released.released_at, released.request)
+    assert record.lease_ended(T0), "a released record waits for its lease"
+    assert record.lease_left(T0) == 0.0
+    assert released.request is not None
+    taken = record.with_owner("taker", T0 + timedelta(seconds=45), "v1.0", released.request, 45.0)
+    assert "ReleasedAt" not in to_entity(taken)  # an entity replace drops the property, whichever version writes it
+
+
+def test_records_without_released_at_and_readers_that_do_not_know_it_read_as_before():
+    """A record written before the mark reads as held; the reader reads only the properties it names, so an
+    unknown one (as ReleasedAt is to an older gateway) changes nothing: there it is an ordinary lease."""
+    entity = to_entity(in_progress(45.0))
+    assert "ReleasedAt" not in entity
+    record = from_entity(stored(entity))
+    assert record.released_at is None
+    assert not record.lease_ended(T0)
+    assert from_entity(stored(entity | {"SomeLaterProperty": True})) == record
+
+
+def test_a_completed_record_marked_released_is_damage():
+    done = in_progress(45.0).as_completed(201, b'{"id":"m"}', None, T0, timedelta(days=1))
+    with pytest.raises(RecordUnreadable, match="released"):
+        from_entity(stored(to_entity(done) | {"ReleasedAt": T0}))

@@ -5,19 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.data.tables.aio import TableClient
 
 from meetings_core.idempotency.keys import ReservationKey
-from meetings_core.idempotency.purge import purge
+from meetings_core.idempotency.purge import RELEASED_KEPT_FOR, purge
 from meetings_core.idempotency.records import Reservation, State
 from meetings_core.idempotency.table_store import TableReservationStore
 from tests.stackutil import ORGANIZER, Stack
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
+MINUTE = timedelta(minutes=1)
 
 
 def record(state: State, *, lease_until: datetime | None = None, expires_at: datetime | None = None) -> Reservation:
@@ -55,6 +57,30 @@ async def test_purge_deletes_expired_and_abandoned_records_in_pages(stack: Stack
             assert await store.get(gone.key) is None
         for alive in kept:
             assert await store.get(alive.key) is not None
+    finally:
+        await store.close()
+
+
+async def test_purge_deletes_a_released_record_once_no_status_url_can_reach_it(stack: Stack):
+    """Released after a definite failure and taken over by nobody: kept while a status URL handed out before the
+    release may still be polled (RELEASED_KEPT_FOR), deleted after; `cli stuck` never lists it."""
+    store = TableReservationStore(TableClient.from_connection_string(stack.tables, "meetingreservations"))
+    lease_ended = NOW - RELEASED_KEPT_FOR - timedelta(hours=2)  # long past the abandoned bound of an ordinary lease
+    try:
+        await store.create_table()
+        young = await store.insert(
+            replace(record(State.IN_PROGRESS, lease_until=lease_ended), released_at=NOW - RELEASED_KEPT_FOR + MINUTE)
+        )
+        old = await store.insert(
+            replace(record(State.IN_PROGRESS, lease_until=lease_ended), released_at=NOW - RELEASED_KEPT_FOR - MINUTE)
+        )
+        assert young.key.digest not in cli(stack, "stuck").stdout
+        report = await purge(store, NOW, page_size=1000)
+        assert report.abandoned >= 1
+        assert await store.get(old.key) is None
+        kept = await store.get(young.key)
+        assert kept is not None, "a released record was purged while a status URL could still reach it"
+        assert kept.released_at == young.released_at
     finally:
         await store.close()
 

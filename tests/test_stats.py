@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -51,6 +52,9 @@ def every_state(now: datetime) -> list[Reservation]:
         running(now, created=MINUTE, lease_left=40 * timedelta(seconds=1)),  # live: an owner is calling Graph
         running(now, created=41 * MINUTE, lease_left=-40 * MINUTE),  # stuck for 40 minutes
         running(now, created=2 * HOUR + MINUTE, lease_left=-2 * HOUR),  # stuck 2 h: the purge abandons it
+        # Released 3 h ago after a definite failure: not stuck (the next request takes it over), and a status URL
+        # handed out before its release may still be polled, so the purge keeps it.
+        replace(running(now, created=3 * HOUR, lease_left=-3 * HOUR), released_at=now - 3 * HOUR),
         done(now, completed=10 * MINUTE),
         done(now, completed=3 * HOUR),
         done(now, completed=2 * DAY),
@@ -78,9 +82,10 @@ def cli(stack: Stack, table: str, *args: str) -> subprocess.CompletedProcess[str
 
 
 EXPECTED = {
-    "in_progress": 3,
+    "in_progress": 4,
     "completed": 4,
     "stuck": 2,
+    "released": 1,
     "completed_last_hour": 1,
     "completed_last_day": 2,
 }
@@ -92,18 +97,19 @@ async def test_cli_stats_counts_every_state_as_json_and_as_a_table(stack: Stack,
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
     assert {key: stats[key] for key in EXPECTED} == EXPECTED
-    assert abs(stats["oldest_in_progress_age_seconds"] - (2 * 3600 + 60)) < 60
+    assert abs(stats["oldest_in_progress_age_seconds"] - 3 * 3600) < 60
     assert abs(stats["oldest_stuck_age_seconds"] - 2 * 3600) < 60
 
     shown = cli(stack, name, "stats")
     assert shown.returncode == 0, shown.stderr
     rows = {label.strip(): int(value) for label, value in (line.rsplit("  ", 1) for line in shown.stdout.splitlines())}
-    ages = {"oldest in progress, age (s)": 2 * 3600 + 60, "oldest stuck, since its lease ended (s)": 2 * 3600}
+    ages = {"oldest in progress, age (s)": 3 * 3600, "oldest stuck, since its lease ended (s)": 2 * 3600}
     assert all(abs(rows.pop(label) - age) < 60 for label, age in ages.items())
     assert rows == {
-        "in progress": 3,
+        "in progress": 4,
         "completed": 4,
         "stuck (in progress, lease ended)": 2,
+        "released, awaiting a retry": 1,
         "completed in the last hour": 1,
         "completed in the last day": 2,
     }
@@ -140,4 +146,4 @@ async def test_purge_timer_counts_stuck_keys_before_it_deletes_the_abandoned_one
     line = next(r for r in caplog.records if r.getMessage() == "purge finished")
     assert (line.stuck, line.stuck_oldest_age_seconds, line.expired, line.abandoned) == (2, 7200, 1, 1)  # type: ignore[attr-defined]
     after = await reservation_stats(store, now)
-    assert (after.in_progress, after.completed, after.stuck) == (2, 3, 1)
+    assert (after.in_progress, after.completed, after.stuck, after.released) == (3, 3, 1, 1)

@@ -4,6 +4,7 @@ meanwhile (or a meeting stored in the other API version), or answer "in progress
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from ..telemetry import signals
@@ -43,6 +44,7 @@ class Settle:
                 continue
             if (lease := turn.held(record)) is not None:  # ours: just inserted, or a retried write that committed
                 return await owner.own(record, lease, forward, ctx, turn)
+            record = _corrected(record, call)
             check_caller(record, ctx)
             check_fingerprint(record, call, config)
             now = record.judged_at(owner.clock())  # storage's clock, for the lease
@@ -79,3 +81,11 @@ class Settle:
         if ctx.respond_async:
             return accepted(record, call.api_version, retry_in)
         raise busy(self._owner.config, retry_in)
+
+
+def _corrected(record: Reservation, call: CreateOrGetCall) -> Reservation:
+    """A released record taken over with another body: Graph created nothing for the old one, so a corrected request
+    goes through (as when the key was deleted); the takeover writes the new body's fingerprint."""
+    if record.released and record.fingerprint not in call.fingerprints:
+        return replace(record, fingerprint=call.fingerprint)
+    return record

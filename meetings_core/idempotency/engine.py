@@ -2,11 +2,13 @@
 
 States and transitions (docs/IDEMPOTENCY.md explains each):
     (none) --insert--> in_progress --Graph 2xx, ETag replace--> completed
-    in_progress --Graph's definite error, ETag delete--> (none)
+    in_progress --Graph's definite error, ETag replace--> in_progress(released: anyone takes it over at once)
     in_progress --unknown outcome--> in_progress, held until its lease ends
-    in_progress(lease ended) --ETag replace by one taker (a duplicate or a status poll)--> in_progress(new owner)
+    in_progress(lease ended or released) --ETag replace by one taker (a duplicate, a status poll or a retry)-->
+        in_progress(new owner)
     completed(other API version) --ETag replace--> in_progress(new owner) --> completed in that version
     completed --purge after retention--> (none)
+    in_progress(released) --purge once no status URL for it can be polled--> (none)
 
 Who acts, one module each: the owner (`owner.py`), a duplicate that waits and takes over (`duplicate.py`),
 a status poll (`poll.py`); `answers.py` holds the engine's own answers, `context.py` what a request carries.

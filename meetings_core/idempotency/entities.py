@@ -49,6 +49,8 @@ def to_entity(record: Reservation) -> dict[str, Any]:
         "GraphRequestId": record.graph_request_id,
         "CompletedAt": record.completed_at,
         "ExpiresAt": record.expires_at,
+        # Only on a released record; an older gateway ignores it (an ordinary lease) and a takeover drops it.
+        "ReleasedAt": record.released_at,
     }
     # The request is compact JSON already (Forward.request wrote it, or it was read back from storage): parsing
     # and writing it again, twice per new key, would only cost CPU. Graph's answer is compacted here.
@@ -143,6 +145,7 @@ def _reservation(entity: Any, read_at: datetime | None) -> Reservation:
         etag=entity.metadata["etag"],
         lease_seconds=lease_seconds,
         read_at=read_at,
+        released_at=_instant(entity, "ReleasedAt"),
     )
 
 

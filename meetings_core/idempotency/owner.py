@@ -1,5 +1,5 @@
 """The owner's path: win the key (insert or takeover), call Graph inside the lease, then record the result,
-release the key, or hold it (docs/IDEMPOTENCY.md, states and transitions)."""
+release the key for takeover, or hold it (docs/IDEMPOTENCY.md, states and transitions)."""
 
 from __future__ import annotations
 
@@ -161,8 +161,10 @@ class Owner:
         self.cache.put(stored)
 
     async def _release(self, record: Reservation) -> None:
+        """Graph created nothing: mark the record released (by its ETag, the request kept), so a waiting duplicate,
+        a status poll or a retry takes it over at once and resends it; a poller then gets Graph's answer."""
         try:
-            await self.store.delete(record)
+            await self.store.replace(record.as_released(self.clock()))
         except StoreError as exc:
             log.warning(
                 "reservation not released (%s); it frees itself when its lease ends",

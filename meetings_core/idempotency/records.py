@@ -51,24 +51,40 @@ class Reservation:
     lease_seconds: float | None = None
     # Storage's time when this record was read (the answer's Date header); None for a record not read back.
     read_at: datetime | None = None
+    # When its owner released it after a definite failure (Graph created nothing; this instance's clock): any
+    # request for the key may take it over at once. None on a held or completed record (docs/IDEMPOTENCY.md).
+    released_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.state is State.IN_PROGRESS and (self.owner is None or self.lease_until is None):
             raise CorruptRecord(f"in-progress record {self.key.digest} has no owner or lease")
         if self.state is State.COMPLETED and (self.status is None or self.body is None or self.expires_at is None):
             raise CorruptRecord(f"completed record {self.key.digest} has no status, body or expiry")
+        if self.state is State.COMPLETED and self.released_at is not None:
+            raise CorruptRecord(f"completed record {self.key.digest} is marked released")
 
     def judged_at(self, local_now: datetime) -> datetime:
         """The instant to judge this record's lease at: storage's clock when it was read (the Table store
         always gives it, or fails the read), else `local_now` (a store with no clock of its own, in tests)."""
         return self.read_at or local_now
 
+    @property
+    def released(self) -> bool:
+        return self.released_at is not None
+
     def lease_ended(self, now: datetime) -> bool:
-        return self.state is State.IN_PROGRESS and self.lease_until is not None and self.lease_until <= now
+        """An in-progress record anyone may take over: its lease ran out, or its owner released it (no grace)."""
+        if self.state is not State.IN_PROGRESS:
+            return False
+        return self.released or (self.lease_until is not None and self.lease_until <= now)
 
     def lease_left(self, now: datetime) -> float:
-        """Seconds until the lease ends (negative once it has); 0 for a completed record."""
-        return (self.lease_until - now).total_seconds() if self.lease_until is not None else 0.0
+        """Seconds until the lease ends (negative once it has); 0 for a completed or released record."""
+        return (self.lease_until - now).total_seconds() if self.lease_until is not None and not self.released else 0.0
+
+    def as_released(self, now: datetime) -> Reservation:
+        """The same in-progress record (its request kept), released by its owner at `now`: Graph created nothing."""
+        return replace(self, released_at=now, read_at=None)
 
     def with_owner(
         self, owner: str, lease_until: datetime, api_version: str, request: bytes, lease_seconds: float
@@ -89,6 +105,7 @@ class Reservation:
             completed_at=None,
             expires_at=None,
             read_at=None,
+            released_at=None,
         )
 
     def as_completed(
@@ -101,6 +118,7 @@ class Reservation:
             lease_until=None,
             lease_seconds=None,
             read_at=None,
+            released_at=None,
             status=status,
             body=body,
             graph_request_id=graph_request_id,
