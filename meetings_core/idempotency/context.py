@@ -63,7 +63,7 @@ class EngineConfig:
     grace_seconds: float = 15.0
     return_existing_on_mismatch: bool = False
     in_progress_answer: Literal["retry", "conflict"] = "retry"
-    # One deadline for the whole answer, checked before each step (settings.ANSWER_LIMIT_SECONDS).
+    # One deadline for the whole answer, checked before each step (settings.answer_limit_seconds).
     answer_seconds: float = 110.0
     # The most one store operation takes, and the Graph deadline: what an owner's step needs left.
     store_seconds: float = 5.0
