@@ -94,8 +94,14 @@ async def test_graph_403_and_404_pass_through_with_a_hint(stack: Stack):
         missing = await client.post(create_url(stack.gateway, organizer=unknown), json=body_for())
     assert forbidden.status_code == 403
     assert "Teams application access policy" in forbidden.json()["error"]["message"]
+    assert "docs/DEPLOY.md, section 'Teams application access policy'" in forbidden.json()["error"]["message"]
     assert missing.status_code == 404
     assert "Teams license" in missing.json()["error"]["message"]
+    for answer in (forbidden, missing):  # README step 4: one call traced end to end, Graph's 4xx too
+        inner = answer.json()["error"]["innerError"]
+        assert answer.headers["graph-request-id"] == inner["graph-request-id"] != answer.headers["request-id"]
+        assert inner["request-id"] == answer.headers["request-id"]
+        assert inner["graph-date"]
 
 
 async def test_token_is_fetched_once_for_a_burst(stack_factory):
