@@ -103,6 +103,28 @@ async def test_an_unexpected_failure_is_a_500_with_the_security_headers_in_graph
     assert "injected" not in response.text and "Traceback" not in response.text and "sig=abc" not in response.text
 
 
+async def test_every_kind_of_answer_carries_the_security_headers():
+    """Success, the router's own 404 and 405, the endpoints' 4xx and the unexpected 500: docs/SECURITY.md, answers."""
+    app = create_app(_settings())
+    app.state.services = _Broken()
+    too_large = b"{" + b" " * (app.state.settings.max_body_bytes + 1) + b"}"
+    json_body = {"content-type": "application/json"}
+    async with _client(app) as client:
+        answers = [
+            await client.get("/openapi.json"),
+            await client.get("/no/such/endpoint"),
+            await client.get(create_url("")),
+            await client.post(create_url("", version="v9"), json=body_for()),
+            await client.post(create_url(""), content=too_large, headers=json_body),
+            await client.post(create_url(""), json=body_for()),
+        ]
+    assert [a.status_code for a in answers] == [200, 404, 405, 404, 413, 500]
+    for answer in answers:
+        for name, value in SECURITY_HEADERS.items():
+            assert answer.headers[name] == value, (answer.status_code, name)
+        assert answer.headers["request-id"]
+
+
 async def test_the_500_answer_needs_nothing_from_the_middleware():
     """A failure before CorrelationMiddleware set the request's ids still gets the whole answer."""
     request = Request({"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""})
