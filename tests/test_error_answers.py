@@ -4,7 +4,6 @@ store failure (503), the unexpected 500 carries the promised headers, and Graph'
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -47,7 +46,8 @@ async def test_an_sdk_failure_that_is_no_azure_error_is_a_logged_store_failure(c
     await store.close()
     assert isinstance(raised.value.__cause__, AttributeError)  # the SDK's bug, kept as the cause
     logged = [r for r in caplog.records if r.name == "meetings_core.store" and r.exc_info]
-    assert len(logged) == 1 and "AttributeError" in logged[0].getMessage()
+    assert len(logged) == 1
+    assert "AttributeError" in logged[0].getMessage()
 
 
 async def test_the_status_key_loader_turns_the_same_failure_into_a_store_failure(caplog: pytest.LogCaptureFixture):
@@ -59,10 +59,9 @@ async def test_the_status_key_loader_turns_the_same_failure_into_a_store_failure
 
 
 @pytest.fixture
-def unsignable_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def unsignable_store(monkeypatch: pytest.MonkeyPatch) -> None:
     """The gateway's table client built from the bad connection string (as before settings checked it)."""
     monkeypatch.setattr(services_module, "table_client", lambda *_: TableClient.from_connection_string(UNSIGNABLE, "t"))
-    yield
 
 
 async def test_a_store_whose_sdk_fails_answers_503_with_retry_after_not_500(unsignable_store: None):
@@ -100,7 +99,9 @@ async def test_an_unexpected_failure_is_a_500_with_the_security_headers_in_graph
     assert error["code"] == "InternalServerError"
     assert error["innerError"]["request-id"] == response.headers["request-id"]
     assert error["innerError"]["client-request-id"] == response.headers["client-request-id"] == "flow-1"
-    assert "injected" not in response.text and "Traceback" not in response.text and "sig=abc" not in response.text
+    assert "injected" not in response.text
+    assert "Traceback" not in response.text
+    assert "sig=abc" not in response.text
 
 
 async def test_every_kind_of_answer_carries_the_security_headers():
