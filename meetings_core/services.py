@@ -21,7 +21,7 @@ from .idempotency.cache import CompletedCache
 from .idempotency.engine import EngineConfig, IdempotencyEngine
 from .idempotency.table_store import TableReservationStore
 from .outbound import azure_transport_options, graph_transport
-from .settings import ANSWER_LIMIT_SECONDS, Settings
+from .settings import Settings
 from .telemetry.store import MeteredStore
 
 
@@ -68,6 +68,21 @@ def table_client(settings: Settings, credential: AsyncTokenCredential) -> TableC
     return TableClient(settings.tables_endpoint, settings.table_name, credential=credential, **options)
 
 
+def engine_config(settings: Settings) -> EngineConfig:
+    """The engine's limits, from the settings."""
+    return EngineConfig(
+        lease=timedelta(seconds=settings.reservation_lease_seconds),
+        duplicate_wait_seconds=settings.duplicate_wait_seconds,
+        retention=timedelta(days=settings.retention_days),
+        grace_seconds=settings.graph_grace_seconds,
+        return_existing_on_mismatch=settings.on_payload_mismatch == "return-existing",
+        in_progress_answer=settings.in_progress_answer,
+        answer_seconds=settings.answer_limit_seconds,
+        store_seconds=settings.store_timeout_seconds,
+        graph_deadline_seconds=settings.graph_deadline_seconds,
+    )
+
+
 async def build_services(settings: Settings) -> Services:
     """Create every client for this worker (the table is created if missing, for Azurite)."""
     credential = ManagedIdentityCredential(client_id=settings.azure_client_id)
@@ -76,18 +91,9 @@ async def build_services(settings: Settings) -> Services:
     graph = GraphClient(transport, settings.graph_base_url, tokens, deadline_seconds=settings.graph_deadline_seconds)
     store = TableReservationStore(table_client(settings, credential), settings.store_timeout_seconds)
     await store.create_table()
-    config = EngineConfig(
-        lease=timedelta(seconds=settings.reservation_lease_seconds),
-        duplicate_wait_seconds=settings.duplicate_wait_seconds,
-        retention=timedelta(days=settings.retention_days),
-        grace_seconds=settings.graph_grace_seconds,
-        return_existing_on_mismatch=settings.on_payload_mismatch == "return-existing",
-        in_progress_answer=settings.in_progress_answer,
-        answer_seconds=ANSWER_LIMIT_SECONDS,
-        store_seconds=settings.store_timeout_seconds,
-        graph_deadline_seconds=settings.graph_deadline_seconds,
+    engine = IdempotencyEngine(
+        MeteredStore(store), graph, engine_config(settings), CompletedCache(settings.replay_cache_size)
     )
-    engine = IdempotencyEngine(MeteredStore(store), graph, config, CompletedCache(settings.replay_cache_size))
     auth_http = httpx.AsyncClient(timeout=5.0)
     status_key = _status_url_key(settings, credential)
     return Services(

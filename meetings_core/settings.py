@@ -24,10 +24,16 @@ _WORKER_MODULES = ("azure_functions_worker", "azure_functions_worker_v2", "proxy
 MIN_PARTNER_SECRET_LENGTH = 32
 # The least GRAPH_GRACE_SECONDS outside local development (docs/IDEMPOTENCY.md, time limits).
 MIN_GRACE_SECONDS = 15
-# Power Automate's HTTP action and connectors give up on a request after this long.
+# Power Automate's HTTP action and connectors give up on a request after this long: CALLER_TIMEOUT_SECONDS' default.
 CALLER_LIMIT_SECONDS = 120
-# The engine's deadline for every answer (checked before each step), leaving room for the HTTP layer.
-ANSWER_LIMIT_SECONDS = CALLER_LIMIT_SECONDS - 10
+# The engine's deadline for every answer is the caller's limit less this (checked before each step), leaving
+# room for the host and the network.
+ANSWER_MARGIN_SECONDS = 10
+ANSWER_LIMIT_SECONDS = CALLER_LIMIT_SECONDS - ANSWER_MARGIN_SECONDS
+# host.json's functionTimeout (150 s) ends an invocation after that, so an answer must come before it, with the
+# same margin; the front end's own limit, 230 s (learn.microsoft.com/azure/azure-functions/functions-scale#timeout),
+# is further. tests/test_settings.py reads host.json.
+MAX_CALLER_TIMEOUT_SECONDS = 140
 # The least GRAPH_DEADLINE_SECONDS outside local development: a token and a createOrGet take seconds.
 MIN_DEADLINE_SECONDS = 5
 # The longest lease: a crashed owner blocks its key at most this long (a longer one would hold it for days).
@@ -43,6 +49,9 @@ class Settings(BaseSettings):
 
     # Empty variables count as unset, so a template can deploy every setting, optional ones blank.
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True)
+
+    # The slowest client's limit: Power Automate 120 s; Graph SDKs 100 s (their HTTP client's default timeout).
+    caller_timeout_seconds: float = Field(default=CALLER_LIMIT_SECONDS, ge=30, le=MAX_CALLER_TIMEOUT_SECONDS)
 
     graph_base_url: str = "https://graph.microsoft.com"
     graph_scope: str = "https://graph.microsoft.com/.default"
@@ -123,6 +132,11 @@ class Settings(BaseSettings):
         return self.duplicate_wait_seconds + self.graph_deadline_seconds + 5 * self.store_timeout_seconds
 
     @property
+    def answer_limit_seconds(self) -> float:
+        """Every answer is given by then, counted from the request's arrival: the caller's limit less a margin."""
+        return self.caller_timeout_seconds - ANSWER_MARGIN_SECONDS
+
+    @property
     def auth_modes(self) -> frozenset[str]:
         return frozenset(self.caller_auth.split(","))
 
@@ -193,11 +207,12 @@ class Settings(BaseSettings):
                 "RESERVATION_LEASE_SECONDS must be at least GRAPH_DEADLINE_SECONDS + GRAPH_GRACE_SECONDS, "
                 "so that Graph has finished any call the gateway gave up on before another may start"
             )
-        if self.longest_answer_seconds > ANSWER_LIMIT_SECONDS:
+        if self.longest_answer_seconds > self.answer_limit_seconds:
             raise ValueError(
                 f"DUPLICATE_WAIT_SECONDS + GRAPH_DEADLINE_SECONDS + 5 x STORE_TIMEOUT_SECONDS is "
-                f"{self.longest_answer_seconds:g} s: it must stay under {ANSWER_LIMIT_SECONDS} s so a duplicate "
-                f"that waited can still take over and answer within Power Automate's {CALLER_LIMIT_SECONDS} s limit"
+                f"{self.longest_answer_seconds:g} s: it must stay under {self.answer_limit_seconds:g} s "
+                f"(CALLER_TIMEOUT_SECONDS {self.caller_timeout_seconds:g} s less {ANSWER_MARGIN_SECONDS} s) so a "
+                "duplicate that waited can still take over and answer within the caller's limit"
             )
         if "entra" in self.auth_modes and not (self.entra_tenant_id and self.entra_audience):
             raise ValueError("CALLER_AUTH includes entra: set ENTRA_TENANT_ID and ENTRA_AUDIENCE")

@@ -143,3 +143,8 @@ async def test_time_spent_before_the_engine_comes_off_the_answers_deadline(spent
     with pytest.raises(GatewayError):
         await e.create_or_get(call(), replace(CTX, spent_seconds=spent))
     assert spent + clock.elapsed() <= ANSWER_LIMIT_SECONDS  # counted from the engine's start: 100 + 57 s
+
+
+async def test_a_graph_sdk_callers_limit_holds_on_every_schedule():
+    """CALLER_TIMEOUT_SECONDS=100 (Graph SDKs): the engine answers by 90 s on every schedule, the wait cut short."""
+    assert await _longest(90) <= 90

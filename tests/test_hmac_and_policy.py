@@ -8,6 +8,7 @@ import time
 
 import azure.functions as func
 import httpx
+import jwt
 import pytest
 from azure.functions._http_asgi import AsgiRequest
 from hypothesis import given, settings
@@ -127,13 +128,22 @@ def test_any_signature_header_is_a_clean_401(partner: str, signature: str, body:
 
 @settings(deadline=None, max_examples=100)
 @given(authorization=st.text(max_size=120) | st.just("Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.e30.c2ln"))
-async def test_any_authorization_header_is_a_clean_401(authorization: str):
+async def test_any_authorization_header_is_a_clean_401_or_a_503_while_the_keys_are_unreachable(authorization: str):
+    """401 for anything that is not a bearer JWT; a JWT whose key cannot be fetched yet is 503 + Retry-After."""
     async with httpx.AsyncClient() as http:
         jwks = JwksCache(http, "http://127.0.0.1:9/keys")  # nothing listens: no key is ever known
         entra = EntraVerifier(jwks, tenant_id="t", audiences=["api://x"], authority="http://127.0.0.1:9")
         with pytest.raises(GatewayError) as raised:
             await entra.verify(authorization)
-    assert raised.value.status == 401
+    scheme, _, token = authorization.partition(" ")
+    try:
+        jwt.get_unverified_header(token.strip())
+        judged = scheme.lower() == "bearer"
+    except jwt.PyJWTError:
+        judged = False
+    assert raised.value.status == (503 if judged else 401)
+    if judged:
+        assert "Retry-After" in raised.value.headers
 
 
 def test_the_signed_target_is_the_same_under_uvicorn_and_the_functions_host():

@@ -38,6 +38,7 @@ LEFT_TO_DEFAULTS = {
     "STORE_TIMEOUT_SECONDS": "tuning; part of the answer-time rule",
     "RESERVATION_LEASE_SECONDS": "tuning; at least GRAPH_DEADLINE_SECONDS + GRAPH_GRACE_SECONDS",
     "DUPLICATE_WAIT_SECONDS": "tuning; part of the answer-time rule",
+    "CALLER_TIMEOUT_SECONDS": "120 s, Power Automate's limit; 100 for Graph SDK callers (part of the answer-time rule)",
     "IN_PROGRESS_ANSWER": "retry (503), which every client retries",
     "RETENTION_DAYS": "tuning",
     "ON_PAYLOAD_MISMATCH": "reject by default, the safe answer",

@@ -267,7 +267,8 @@ async def test_7_health_detail_only_for_authenticated_callers(partners: Stack, s
         down_detailed = await client.get(broken_health, headers=signed(ACME_SECRET, "acme", "GET", broken_health, b""))
     assert anonymous.status_code == 200
     assert anonymous.json() == {"status": "healthy"}
-    assert detailed.json() == {"status": "healthy", "checks": {"tableStorage": "ok", "tokenEndpoint": "ok"}}
+    checks = {"tableStorage": "ok", "tokenEndpoint": "ok", "signingKeys": "ok"}  # entra is on: the tenant keys too
+    assert detailed.json() == {"status": "healthy", "checks": checks}
     assert down.status_code == 503
     assert down.json() == {"status": "unhealthy"}
     assert down_detailed.json()["checks"] == {"tableStorage": "failed", "tokenEndpoint": "ok"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -9,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from meetings_core.settings import SettingsError, load_settings
+from meetings_core.services import engine_config
+from meetings_core.settings import (
+    ANSWER_MARGIN_SECONDS,
+    MAX_CALLER_TIMEOUT_SECONDS,
+    SettingsError,
+    load_settings,
+)
 
 BASE = {"TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true", "LOCAL_DEVELOPMENT": "true"}
 SECRET = "a-partner-secret-of-32-characters!"
@@ -41,7 +48,7 @@ HOSTED = {"LOCAL_DEVELOPMENT": "false", "FUNCTIONS_WORKER_RUNTIME": "python"}
         ({"LOCAL_DEVELOPMENT": "false", "FUNCTIONS_WORKER_RUNTIME": "python", "GRAPH_GRACE_SECONDS": "3"}, "below 15"),
         ({"GRAPH_GRACE_SECONDS": "20"}, "RESERVATION_LEASE_SECONDS"),
         ({"DUPLICATE_WAIT_SECONDS": "60"}, "DUPLICATE_WAIT_SECONDS + GRAPH_DEADLINE_SECONDS + 5 x"),
-        ({"STORE_TIMEOUT_SECONDS": "7"}, "within Power Automate's 120 s"),
+        ({"STORE_TIMEOUT_SECONDS": "7"}, "CALLER_TIMEOUT_SECONDS 120 s less 10 s"),
         # Above what a reservation can hold, compressed: such a request could never be stored (issue 19 item 4).
         ({"MAX_BODY_BYTES": str(4 * 1024 * 1024)}, "MAX_BODY_BYTES: Value error, must be at most 917187 bytes"),
         ({"MAX_BODY_BYTES": "917188"}, "MAX_BODY_BYTES"),
@@ -148,3 +155,47 @@ def test_settings_check_that_make_gateway_runs_first():
     lines = recipe.group(1).splitlines()
     assert "-m meetings_core.settings" in lines[0]
     assert "uvicorn" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("env", "answer_limit"),
+    [
+        ({}, 110),  # Power Automate's 120 s, the default
+        ({"CALLER_TIMEOUT_SECONDS": "100", "DUPLICATE_WAIT_SECONDS": "35"}, 90),  # Graph SDKs' HTTP client: 100 s
+        ({"CALLER_TIMEOUT_SECONDS": "140"}, 130),  # the most: host.json's functionTimeout is 150 s
+    ],
+)
+def test_the_callers_limit_sets_the_engines_answer_deadline(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], answer_limit: float
+):
+    for name, value in {**BASE, **env}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.answer_limit_seconds == answer_limit
+    assert engine_config(settings).answer_seconds == answer_limit
+    assert settings.longest_answer_seconds <= answer_limit
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        # The defaults' longest path (wait 50 + deadline 30 + 5 x store 5 = 105 s) does not fit a 100 s client.
+        ({"CALLER_TIMEOUT_SECONDS": "100"}, "CALLER_TIMEOUT_SECONDS"),
+        ({"CALLER_TIMEOUT_SECONDS": "29"}, "CALLER_TIMEOUT_SECONDS"),
+        ({"CALLER_TIMEOUT_SECONDS": "141"}, "CALLER_TIMEOUT_SECONDS"),
+    ],
+)
+def test_a_callers_limit_the_other_settings_cannot_keep_is_refused(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], names: str
+):
+    for name, value in {**BASE, **env}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert names in str(raised.value)
+
+
+def test_the_longest_callers_limit_ends_before_the_functions_host_ends_the_invocation():
+    timeout = json.loads((Path(__file__).parent.parent / "host.json").read_text())["functionTimeout"]
+    hours, minutes, seconds = map(int, timeout.split(":"))
+    assert hours * 3600 + minutes * 60 + seconds >= MAX_CALLER_TIMEOUT_SECONDS + ANSWER_MARGIN_SECONDS

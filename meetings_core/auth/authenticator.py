@@ -28,6 +28,11 @@ class Authenticator:
         self._entra = entra
         self._hmac = hmac
 
+    async def ready(self) -> None:
+        """Raise unless every enabled mode can judge a request now (entra: the tenant's signing keys are held)."""
+        if self._entra is not None:
+            await self._entra.ready()
+
     async def authenticate(
         self, headers: Mapping[str, str], body: bytes, *, method: str, target: str, key_checked: bool = False
     ) -> Caller:

@@ -10,14 +10,21 @@ from typing import Any
 import httpx
 import jwt
 
+from ..errors import GatewayError, retry_after_header
 from .caller import Caller, forbidden, unauthorized
 
 log = logging.getLogger("meetings_core.auth")
 
 _CLOCK_SKEW_SECONDS = 60
-# An unknown `kid` triggers a JWKS refresh at most this often, so forged kids cannot flood the tenant.
+# An unknown `kid` triggers a JWKS refresh at most this often, so forged kids cannot flood the tenant;
+# after a failed fetch, sooner: callers are told to retry (503), not that their token is bad.
 _MIN_REFRESH_SECONDS = 30.0
+_RETRY_FAILED_SECONDS = 5.0
 _MAX_KEYS_AGE_SECONDS = 24 * 3600.0
+
+
+class KeysUnavailable(Exception):
+    """The tenant's signing keys could not be fetched, so a token signed by a key not yet known cannot be judged."""
 
 
 class JwksCache:
@@ -28,16 +35,34 @@ class JwksCache:
         self._url = url
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched: float | None = None  # monotonic time of the last fetch attempt
+        self._failed = False  # the last fetch attempt failed
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str) -> jwt.PyJWK | None:
+        """The key `kid` names; None when the tenant does not publish it; KeysUnavailable when unknown because
+        the last fetch failed."""
         if kid not in self._keys or self._age() > _MAX_KEYS_AGE_SECONDS:
             async with self._lock:
                 if (
-                    kid not in self._keys and self._age() > _MIN_REFRESH_SECONDS
+                    kid not in self._keys and self._age() > self._min_interval()
                 ) or self._age() > _MAX_KEYS_AGE_SECONDS:
                     await self._refresh()
-        return self._keys.get(kid)
+        key = self._keys.get(kid)
+        if key is None and self._failed:
+            raise KeysUnavailable
+        return key
+
+    async def ready(self) -> None:
+        """Raise KeysUnavailable unless keys are held: fetched now when there are none (health checks)."""
+        if not self._keys:
+            async with self._lock:
+                if not self._keys and self._age() > self._min_interval():
+                    await self._refresh()
+        if not self._keys:
+            raise KeysUnavailable
+
+    def _min_interval(self) -> float:
+        return _RETRY_FAILED_SECONDS if self._failed else _MIN_REFRESH_SECONDS
 
     def _age(self) -> float:
         return float("inf") if self._fetched is None else time.monotonic() - self._fetched
@@ -50,8 +75,10 @@ class JwksCache:
             keys = jwt.PyJWKSet.from_dict(response.json()).keys
         except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
             log.warning("JWKS refresh failed: %s", type(exc).__name__)
+            self._failed = True
             return
         self._keys = {str(k.key_id): k for k in keys if k.key_id}
+        self._failed = False
 
 
 class EntraVerifier:
@@ -71,6 +98,10 @@ class EntraVerifier:
         self._audiences = audiences
         self._required_role = required_role
         self._issuers = [f"{authority}/{tenant_id}/v2.0", f"https://sts.windows.net/{tenant_id}/"]
+
+    async def ready(self) -> None:
+        """Raise KeysUnavailable unless the tenant's signing keys are held (fetched now if none are)."""
+        await self._jwks.ready()
 
     async def verify(self, authorization: str | None) -> Caller:
         scheme, _, token = (authorization or "").partition(" ")
@@ -92,7 +123,10 @@ class EntraVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise unauthorized("The access token is not a valid JWT.") from None
-        key = await self._jwks.key(str(header.get("kid", "")))
+        try:
+            key = await self._jwks.key(str(header.get("kid", "")))
+        except KeysUnavailable:
+            raise _keys_unavailable() from None
         if key is None:
             raise unauthorized("The access token is signed by a key this tenant does not publish.")
         try:
@@ -115,6 +149,17 @@ class EntraVerifier:
             raise unauthorized("The access token was issued by another tenant or authority.") from None
         except jwt.PyJWTError:
             raise unauthorized("The access token is not valid.") from None
+
+
+def _keys_unavailable() -> GatewayError:
+    # A 503 that every client retries: the token may be fine, and a 401 would fail the flow for good.
+    return GatewayError(
+        503,
+        "ServiceUnavailable",
+        "The gateway could not fetch the tenant's token signing keys to check the access token; send the request "
+        "again after the Retry-After delay.",
+        headers=retry_after_header(_RETRY_FAILED_SECONDS),
+    )
 
 
 def _caller(claims: dict[str, Any]) -> Caller:

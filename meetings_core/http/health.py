@@ -34,6 +34,8 @@ class HealthChecks:
 
 async def _check(services: Services) -> dict[str, str]:
     checks = {"tableStorage": services.store.ping(), "tokenEndpoint": services.tokens.get()}
+    if "entra" in services.settings.auth_modes:  # without the tenant's keys every caller would get a 503
+        checks["signingKeys"] = services.authenticator.ready()
     results = await asyncio.gather(
         *(asyncio.wait_for(check, timeout=5) for check in checks.values()), return_exceptions=True
     )
