@@ -167,6 +167,33 @@ async def test_msgraph_sdk_typed_client_works_against_the_gateway(stack: Stack):
     assert "earlier than startDateTime" in (raised.value.error.message or "")
 
 
+async def test_msgraph_sdk_reads_graphs_request_id_from_a_graph_403(stack: Stack):
+    """Graph's ids sit in innerError beside the gateway's, where the SDK's ODataError keeps unknown fields."""
+    from kiota_abstractions.authentication import AnonymousAuthenticationProvider
+    from msgraph import GraphRequestAdapter, GraphServiceClient
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    from msgraph.generated.users.item.online_meetings.create_or_get.create_or_get_post_request_body import (
+        CreateOrGetPostRequestBody,
+    )
+
+    denied = str(uuid.uuid4())
+    await stack.graph_config(deny_organizers=[denied])
+    adapter = GraphRequestAdapter(AnonymousAuthenticationProvider())
+    adapter.base_url = f"{stack.gateway}/v1.0"
+    body = CreateOrGetPostRequestBody(external_id=f"sdk-{uuid.uuid4()}", subject="Denied")
+    meetings = GraphServiceClient(request_adapter=adapter).users.by_user_id(denied).online_meetings
+    with pytest.raises(ODataError) as raised:
+        await meetings.create_or_get.post(body)
+    assert raised.value.response_status_code == 403
+    headers = raised.value.response_headers or {}
+    assert raised.value.error is not None
+    inner = raised.value.error.inner_error
+    assert inner is not None
+    graph_request_id = str(inner.additional_data["graph-request-id"])  # kiota reads a GUID-shaped value as a UUID
+    assert graph_request_id in str(headers.get("graph-request-id"))
+    assert graph_request_id != inner.request_id
+
+
 async def test_health_reports_each_part(stack: Stack, stack_factory):
     async with httpx.AsyncClient(timeout=30) as client:
         healthy = await client.get(f"{stack.gateway}/health")
