@@ -18,6 +18,7 @@ class GatewayError(Exception):
         *,
         headers: Mapping[str, str] | None = None,
         details: list[dict[str, str]] | None = None,
+        inner: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -25,10 +26,14 @@ class GatewayError(Exception):
         self.message = message
         self.headers = dict(headers or {})
         self.details = details or []
+        self.inner = dict(inner or {})  # more innerError fields, such as Graph's own request-id and date
 
     def envelope(self, request_id: str, client_request_id: str | None = None) -> dict[str, Any]:
         """The body Graph's SDKs parse into `ODataError`."""
-        return error_envelope(self.code, self.message, request_id, client_request_id, self.details)
+        envelope = error_envelope(self.code, self.message, request_id, client_request_id, self.details)
+        if self.inner:  # the gateway's own ids win: innerError's request-id is the answer's request-id header
+            envelope["error"]["innerError"] = {**self.inner, **envelope["error"]["innerError"]}
+        return envelope
 
 
 def error_envelope(

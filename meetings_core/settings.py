@@ -10,7 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .auth.policy import CallerRule
+from .auth.policy import CallerRule, unreachable_callers
+from .endpoints import LOOPBACK, connection_string_endpoint, connection_string_problem, plain_http
 from .idempotency.entities import STORED_BYTES_LIMIT, largest_storable_body
 
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
@@ -104,6 +105,14 @@ class Settings(BaseSettings):
         if value is not None and not _HTTP_URL.fullmatch(value):
             raise ValueError("must be an http(s) URL such as https://graph.microsoft.com")
         return value.rstrip("/") if value else value
+
+    @field_validator("tables_connection_string")
+    @classmethod
+    def _connection_string(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked now: the SDK reads a bad key only when it signs a request, and then every request fails.
+        if value is not None and (problem := connection_string_problem(value.get_secret_value())):
+            raise ValueError(problem)
+        return value
 
     @field_validator("caller_auth")
     @classmethod
@@ -210,6 +219,8 @@ class Settings(BaseSettings):
         if "hmac" in self.auth_modes and not self.partner_secrets:
             raise ValueError('CALLER_AUTH includes hmac: set PARTNER_SECRETS to {"partner": "secret", ...}')
         self._no_collapsing_modes()
+        self._no_plain_http()
+        self._reachable_policy()
         return self
 
     def serving_problem(self) -> str | None:
@@ -221,6 +232,42 @@ class Settings(BaseSettings):
                 "or set LOCAL_DEVELOPMENT=true on a development machine"
             )
         return None
+
+    def _no_plain_http(self) -> None:
+        """Tokens, signing keys and meetings cross these connections: plain http only on this machine or locally."""
+        if self.local_development:
+            return
+        for name, url in self._remote_endpoints().items():
+            if url is not None and plain_http(url):
+                raise ValueError(
+                    f"{name} must be an https URL: plain http is allowed only to {LOOPBACK} "
+                    "or with LOCAL_DEVELOPMENT=true, because anyone on the network path could read or change "
+                    "what crosses it"
+                )
+
+    def _remote_endpoints(self) -> dict[str, str | None]:
+        tables = self.tables_connection_string
+        table_endpoint = connection_string_endpoint(tables.get_secret_value()) if tables else None
+        return {
+            # The managed identity's token for Graph (OnlineMeetings.ReadWrite.All) goes with every call.
+            "GRAPH_BASE_URL": self.graph_base_url,
+            # Caller tokens are checked with the signing keys fetched from here: fetched in the clear, forgeable.
+            "ENTRA_AUTHORITY": self.entra_authority if "entra" in self.auth_modes else None,
+            "TABLES_ENDPOINT": self.tables_endpoint,
+            "TABLES_CONNECTION_STRING (its table endpoint)": table_endpoint,
+            # Collector API keys ride in OTEL_EXPORTER_OTLP_HEADERS, and spans name callers and organizers.
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.otel_exporter_otlp_endpoint,
+        }
+
+    def _reachable_policy(self) -> None:
+        """Every CALLER_POLICY entry must be a caller some enabled mode can authenticate: a typo denies at run time."""
+        partners = (self.partner_secrets or {}).keys()
+        unreachable = unreachable_callers(self.caller_policy or {}, self.auth_modes, partners)
+        if unreachable:
+            raise ValueError(
+                "CALLER_POLICY lists callers this gateway can never authenticate: "
+                + "; ".join(f"entry '{caller_id}': {reason}" for caller_id, reason in unreachable.items())
+            )
 
     def _no_collapsing_modes(self) -> None:
         """Refuse the combinations in which one caller could pass as another (docs/SECURITY.md)."""
@@ -246,9 +293,16 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False, include_input=False):
-            name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+            name = _setting_name(error["loc"])
             problems.append(f"{name}: {error['msg']}")
         raise SettingsError("Invalid gateway settings: " + "; ".join(problems)) from None
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    """`CALLER_POLICY['hmac:acme']['organizers']`: the variable, then where inside its JSON value."""
+    if not loc:
+        return "settings"
+    return str(loc[0]).upper() + "".join(f"[{part!r}]" for part in loc[1:])
 
 
 @functools.cache

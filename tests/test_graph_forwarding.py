@@ -94,8 +94,14 @@ async def test_graph_403_and_404_pass_through_with_a_hint(stack: Stack):
         missing = await client.post(create_url(stack.gateway, organizer=unknown), json=body_for())
     assert forbidden.status_code == 403
     assert "Teams application access policy" in forbidden.json()["error"]["message"]
+    assert "docs/DEPLOY.md, section 'Teams application access policy'" in forbidden.json()["error"]["message"]
     assert missing.status_code == 404
     assert "Teams license" in missing.json()["error"]["message"]
+    for answer in (forbidden, missing):  # README step 4: one call traced end to end, Graph's 4xx too
+        inner = answer.json()["error"]["innerError"]
+        assert answer.headers["graph-request-id"] == inner["graph-request-id"] != answer.headers["request-id"]
+        assert inner["request-id"] == answer.headers["request-id"]
+        assert inner["graph-date"]
 
 
 async def test_token_is_fetched_once_for_a_burst(stack_factory):
@@ -159,6 +165,33 @@ async def test_msgraph_sdk_typed_client_works_against_the_gateway(stack: Stack):
     assert raised.value.error is not None
     assert raised.value.error.code == "BadRequest"
     assert "earlier than startDateTime" in (raised.value.error.message or "")
+
+
+async def test_msgraph_sdk_reads_graphs_request_id_from_a_graph_403(stack: Stack):
+    """Graph's ids sit in innerError beside the gateway's, where the SDK's ODataError keeps unknown fields."""
+    from kiota_abstractions.authentication import AnonymousAuthenticationProvider
+    from msgraph import GraphRequestAdapter, GraphServiceClient
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    from msgraph.generated.users.item.online_meetings.create_or_get.create_or_get_post_request_body import (
+        CreateOrGetPostRequestBody,
+    )
+
+    denied = str(uuid.uuid4())
+    await stack.graph_config(deny_organizers=[denied])
+    adapter = GraphRequestAdapter(AnonymousAuthenticationProvider())
+    adapter.base_url = f"{stack.gateway}/v1.0"
+    body = CreateOrGetPostRequestBody(external_id=f"sdk-{uuid.uuid4()}", subject="Denied")
+    meetings = GraphServiceClient(request_adapter=adapter).users.by_user_id(denied).online_meetings
+    with pytest.raises(ODataError) as raised:
+        await meetings.create_or_get.post(body)
+    assert raised.value.response_status_code == 403
+    headers = raised.value.response_headers or {}
+    assert raised.value.error is not None
+    inner = raised.value.error.inner_error
+    assert inner is not None
+    graph_request_id = str(inner.additional_data["graph-request-id"])  # kiota reads a GUID-shaped value as a UUID
+    assert graph_request_id in str(headers.get("graph-request-id"))
+    assert graph_request_id != inner.request_id
 
 
 async def test_health_reports_each_part(stack: Stack, stack_factory):

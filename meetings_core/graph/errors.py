@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
 
 from ..errors import GatewayError
 
+# Graph's ids and dates are echoed to the caller only when they look like ids and dates: nothing else of Graph's
+# answer (which the gateway does not control) reaches a header or the envelope.
+_GRAPH_ID = re.compile(r"[A-Za-z0-9\-_.:]{1,100}")
+_GRAPH_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{2,20}Z?")
 _HINTS = {
     403: (
         " Hint: the gateway's managed identity may create meetings only for organizers covered by a Teams "
-        "application access policy; see the README section 'Teams application access policy'."
+        "application access policy; see docs/DEPLOY.md, section 'Teams application access policy'."
     ),
     404: (
         " Hint: the organizer in the path was not found; check that userId is the organizer's Entra object "
@@ -24,23 +29,38 @@ _HINTS = {
 def graph_error(response: httpx.Response) -> GatewayError:
     """Map a non-success Graph answer to the caller's error, keeping Graph's code and message."""
     status = response.status_code
-    code, message = _code_and_message(response)
+    error = _error_of(response)
+    code = str(error.get("code") or response.reason_phrase or "Error")
+    message = str(error.get("message") or f"Graph answered {status}.")
+    request_id = _plain(response.headers.get("request-id"), _GRAPH_ID)
+    headers = {"graph-request-id": request_id} if request_id else {}
+    inner = _graph_inner(error.get("innerError"), request_id)
     if status == 401:
         # The token is the gateway's, not the caller's: the caller cannot fix this.
-        return GatewayError(502, "BadGateway", f"Graph refused the gateway's own token ({code}).")
-    return GatewayError(status, code, message + _HINTS.get(status, ""))
+        return GatewayError(502, "BadGateway", f"Graph refused the gateway's own token ({code}).", headers=headers)
+    return GatewayError(status, code, message + _HINTS.get(status, ""), headers=headers, inner=inner)
 
 
-def _code_and_message(response: httpx.Response) -> tuple[str, str]:
+def _error_of(response: httpx.Response) -> dict[str, Any]:
     try:
         error: Any = json.loads(response.content).get("error", {})
     except (ValueError, AttributeError):
         error = {}
-    if not isinstance(error, dict):
-        error = {}
-    code = str(error.get("code") or response.reason_phrase or "Error")
-    message = str(error.get("message") or f"Graph answered {response.status_code}.")
-    return code, message
+    return error if isinstance(error, dict) else {}
+
+
+def _graph_inner(inner: Any, header_request_id: str | None) -> dict[str, str]:
+    """Graph's innerError request-id and date, as `graph-request-id` and `graph-date` beside the gateway's own."""
+    inner = inner if isinstance(inner, dict) else {}
+    found = {
+        "graph-request-id": _plain(inner.get("request-id"), _GRAPH_ID) or header_request_id,
+        "graph-date": _plain(inner.get("date"), _GRAPH_DATE),
+    }
+    return {name: value for name, value in found.items() if value}
+
+
+def _plain(value: Any, pattern: re.Pattern[str]) -> str | None:
+    return value if isinstance(value, str) and pattern.fullmatch(value) else None
 
 
 class OutcomeUnknown(GatewayError):

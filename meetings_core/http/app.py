@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -33,7 +34,7 @@ from ..validation import API_VERSIONS, validate_call, validate_organizer_id
 from .body import parse_json, read_body
 from .health import HealthChecks
 from .middleware import CorrelationMiddleware
-from .responses import error_response, json_response
+from .responses import SECURITY_HEADERS, error_response, json_response
 from .status_url import has_signature
 from .target import request_target
 
@@ -252,6 +253,15 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error", extra={"request_id": request.state.request_id})
+    """Starlette's outermost middleware answers with this, outside CorrelationMiddleware: it sets the ids (when
+    the failure came before them) and the security headers itself."""
+    state = request.state
+    if not hasattr(state, "request_id"):
+        state.request_id = str(uuid.uuid4())
+    if not hasattr(state, "client_request_id"):
+        state.client_request_id = state.request_id
+    log.exception("unexpected error", extra={"request_id": state.request_id})
     error = GatewayError(500, "InternalServerError", "The gateway failed unexpectedly; the error is logged.")
-    return error_response(request, error)
+    response = error_response(request, error)
+    response.headers.update(SECURITY_HEADERS)
+    return response

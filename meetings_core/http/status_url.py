@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -25,6 +26,7 @@ from azure.data.tables.aio import TableClient
 
 from ..idempotency.store import StoreUnavailable
 
+log = logging.getLogger("meetings_core.http")
 SIGNATURE_PARAMS = ("caller", "exp", "sig")
 _VERSION = b"status-url-v1"
 # The key's entity sits beside the reservations; its partition is no 64-hex digest, so no lookup reaches it.
@@ -70,6 +72,10 @@ class StatusUrlKey:
                 entity = await self._table.get_entity(partition, row)
                 return _unb64(str(entity["Key"]))
         except (AzureError, KeyError, binascii.Error, ValueError) as exc:
+            raise StoreUnavailable(f"status URL key unavailable: {type(exc).__name__}") from exc
+        except Exception as exc:
+            # The SDK failing in its own error path (as TableReservationStore._call): a 503, logged with its traceback.
+            log.exception("Table Storage SDK failed reading the status URL key")
             raise StoreUnavailable(f"status URL key unavailable: {type(exc).__name__}") from exc
 
     async def close(self) -> None:

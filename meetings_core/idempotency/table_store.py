@@ -163,7 +163,12 @@ class TableReservationStore:
                 raise ResourceModifiedError(message=str(exc.message)) from None
             raise StoreUnavailable(f"Table Storage answered {exc.status_code}") from exc
         except AzureError as exc:
-            raise StoreUnavailable(type(exc).__name__) from None
+            raise StoreUnavailable(type(exc).__name__) from exc
+        except Exception as exc:
+            # Not a store answer but the SDK failing in its own error path (an unsigned request's AzureSigningError
+            # becomes an AttributeError there): to the engine the store is unavailable, a 503 the caller retries.
+            log.exception("Table Storage SDK failed with %s", type(exc).__name__)
+            raise StoreUnavailable(f"the Table Storage SDK failed ({type(exc).__name__})") from exc
 
 
 def _error_code(exc: HttpResponseError) -> str | None:
