@@ -114,6 +114,19 @@ async def test_a_date_that_overflows_in_utc_is_a_400_and_the_connection_stays_us
 
 
 @pytest.mark.integration
+async def test_a_body_with_a_byte_order_mark_is_the_same_request_as_without(bounded: Stack):
+    """RFC 8259 lets a parser ignore a leading BOM, and .NET senders write one: 201, then the plain body replays."""
+    body = _json()
+    async with httpx.AsyncClient(timeout=30) as client:
+        headers = {"Content-Type": "application/json"}
+        first = await client.post(create_url(bounded.gateway), content=b"\xef\xbb\xbf" + body, headers=headers)
+        again = await client.post(create_url(bounded.gateway), content=body, headers=headers)
+    assert first.status_code == 201, first.text
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("pace", ["stalled", "trickle"])
 async def test_a_body_that_does_not_arrive_in_time_is_a_408_and_the_connection_closes(bounded: Stack, pace: str):
     connection = Connection(bounded.gateway)

@@ -56,6 +56,13 @@ def test_any_bytes_are_parsed_to_encodable_json_or_a_400(raw: bytes):
         json.dumps(result, ensure_ascii=False).encode("utf-8")  # what the store and Graph will need
 
 
+def test_a_leading_byte_order_mark_is_ignored_and_only_a_leading_one():
+    body = {"externalId": "order-1", "subject": "Ünïcode"}
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    assert parse_json(b"\xef\xbb\xbf" + raw) == parse_json(raw) == body
+    assert isinstance(_parsed_or_400(b" \xef\xbb\xbf" + raw), GatewayError)  # inside the text it is not JSON
+
+
 @given(suffix=st.text(min_size=1, max_size=3), prefix=st.text(max_size=2))
 def test_an_organizer_id_is_a_whole_guid(suffix: str, prefix: str):
     with pytest.raises(GatewayError) as raised:

@@ -47,7 +47,8 @@ def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise GatewayError(400, "BadRequest", "The request body is empty: send a JSON object with at least externalId.")
     try:
-        text = raw.decode("utf-8")
+        # A leading byte order mark is ignored, as RFC 8259 section 8.1 allows (.NET's StreamWriter writes one).
+        text = raw.decode("utf-8-sig")
         value = json.loads(
             text,
             object_pairs_hook=_no_duplicates,
