@@ -33,7 +33,7 @@ def plain_http(url: str) -> bool:
 
 def connection_string_problem(value: str) -> str | None:
     """What is wrong with a Table Storage connection string, or None; never quotes the string or its key."""
-    if value.strip().lower() == _DEVELOPMENT_STORAGE:
+    if value.lower() == _DEVELOPMENT_STORAGE:  # exactly, as the SDK compares it (no surrounding spaces)
         return None
     try:
         parts = parse_connection_string(value)
@@ -53,7 +53,7 @@ def connection_string_problem(value: str) -> str | None:
 
 def connection_string_endpoint(value: str) -> str:
     """The Table Storage endpoint a valid connection string names, as azure-data-tables derives it."""
-    if value.strip().lower() == _DEVELOPMENT_STORAGE:
+    if value.lower() == _DEVELOPMENT_STORAGE:  # exactly, as the SDK compares it (no surrounding spaces)
         return "http://127.0.0.1:10002"
     parts = parse_connection_string(value)
     if "tableendpoint" in parts:

@@ -99,3 +99,26 @@ async def test_readiness_fetches_the_keys_and_fails_while_none_can_be_had(keys, 
     await ready()
     await ready()
     assert endpoint.fetches == 2  # held keys are not fetched again
+
+
+async def test_a_fetch_cancelled_midway_counts_as_failed_not_as_keys_held(signer: _Signer, monkeypatch):
+    """A health probe's timeout cancels the fetch: tokens are then a 503 and the keys are fetched again soon."""
+    monkeypatch.setattr(entra, "_RETRY_FAILED_SECONDS", 0.5)
+    release = asyncio.Event()
+
+    async def slow_then_up(request: httpx.Request) -> httpx.Response:
+        if not release.is_set():
+            await asyncio.sleep(3600)  # cancelled below
+        return httpx.Response(200, json={"keys": [signer.jwk()]})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(slow_then_up)) as http:
+        cache = JwksCache(http, f"{AUTHORITY}/{TENANT}/discovery/v2.0/keys")
+        verifier = EntraVerifier(cache, tenant_id=TENANT, audiences=[AUDIENCE], authority=AUTHORITY)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(Authenticator(function_keys=False, entra=verifier).ready(), 0.1)
+        release.set()
+        with pytest.raises(GatewayError) as raised:
+            await verifier.verify(_token(signer))
+        assert raised.value.status == 503  # was a 401 for 30 s: the cancelled fetch left "no keys, not failed"
+        await asyncio.sleep(0.6)
+        assert (await verifier.verify(_token(signer))).id == "entra:app"

@@ -105,6 +105,7 @@ BAD_CONNECTION_STRINGS = [
     (f"AccountName=a;AccountKey={KEY};TableSecondaryEndpoint=https://a-secondary.table.core.windows.net", "Endpoint"),
     (f"AccountName=a;AccountKey={KEY};AccountName=b", "not a connection string"),
     ("just some text", "not a connection string"),
+    ("UseDevelopmentStorage=true ", "AccountKey, or SharedAccessSignature"),  # the SDK matches the exact string
 ]
 
 

@@ -69,13 +69,15 @@ class JwksCache:
 
     async def _refresh(self) -> None:
         self._fetched = time.monotonic()  # failures count too, so a dead endpoint is not hammered
+        # Failed until it succeeds: a fetch cancelled midway (a health probe's timeout, a caller hanging up)
+        # must also answer 503 and be retried soon, not leave unknown keys judged as forged for 30 s.
+        self._failed = True
         try:
             response = await self._http.get(self._url, timeout=5.0)
             response.raise_for_status()
             keys = jwt.PyJWKSet.from_dict(response.json()).keys
         except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
             log.warning("JWKS refresh failed: %s", type(exc).__name__)
-            self._failed = True
             return
         self._keys = {str(k.key_id): k for k in keys if k.key_id}
         self._failed = False
