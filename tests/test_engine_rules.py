@@ -27,7 +27,7 @@ OTHER_CALLER = RequestContext(caller="hmac:partner-b", client_request_id="c-2")
 
 
 async def test_a_stale_owners_release_leaves_the_takers_reservation():
-    """Graph refused the owner's call after its lease was taken over: the delete must be ETag-conditional."""
+    """Graph refused the owner's call after its lease was taken over: its release must be ETag-conditional."""
     r = rig()
 
     async def taken_over_then_refused() -> GatewayError:
@@ -40,7 +40,7 @@ async def test_a_stale_owners_release_leaves_the_takers_reservation():
         await r.engine.create_or_get(call(), CTX)
     assert refused.value.status == 400
     record = r.record()
-    assert record is not None, "the stale owner deleted the taker's reservation"
+    assert record is not None, "the stale owner's release removed the taker's reservation"
     assert (record.state, record.owner) == (State.IN_PROGRESS, "taker")
 
 
