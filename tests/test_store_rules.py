@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from azure.data.tables.aio import TableClient
@@ -128,3 +129,28 @@ async def test_each_store_operation_sends_its_own_random_client_request_id(local
     assert len(operations) == 3
     assert len(set(operations)) == 3
     assert all(uuid.UUID(value).version == 4 for value in operations)
+
+
+async def test_an_insert_asks_storage_for_no_content_and_keeps_the_etag_it_answers(local_stack: LocalStack):
+    """Storage echoes an inserted entity back unless asked not to, and the SDK would parse it: the store asks
+    for 204 and keeps only the ETag, which the completion's replace must then match."""
+    answers: list[tuple[int, str | None, str | None]] = []
+
+    def hook(response: Any) -> None:
+        request, answer = response.http_request, response.http_response
+        if request.method == "POST" and not request.url.rstrip("/").endswith("Tables"):
+            answers.append((answer.status_code, request.headers.get("Prefer"), answer.headers.get("ETag")))
+
+    connection = local_stack.gateway_env()["TABLES_CONNECTION_STRING"]
+    table = TableClient.from_connection_string(connection, f"rules{uuid.uuid4().hex[:16]}", raw_response_hook=hook)
+    store = TableReservationStore(table)
+    await store.create_table()
+    try:
+        record = await store.insert(in_progress())
+        completed = await store.replace(record)
+    finally:
+        await table.delete_table()
+        await store.close()
+    assert answers == [(204, "return-no-content", record.etag)]
+    assert record.etag
+    assert completed.etag != record.etag

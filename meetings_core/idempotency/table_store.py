@@ -30,6 +30,8 @@ from .store import ReservationChanged, ReservationExists, StoreUnavailable
 log = logging.getLogger("meetings_core.store")
 
 T = TypeVar("T")
+# Insert Entity's `Prefer` header: answer 204 with the ETag, not 201 with the entity.
+_NO_CONTENT = "return-no-content"
 
 
 class TableReservationStore:
@@ -58,7 +60,11 @@ class TableReservationStore:
 
     async def insert(self, record: Reservation) -> Reservation:
         try:
-            meta = await self._call(self._table.create_entity(to_entity(record), request_id=_request_id()))
+            meta = await self._call(
+                # Only the ETag is kept: without `return-no-content` storage echoes the whole entity back (201) and
+                # the SDK parses it, about a tenth of an insert's CPU.
+                self._table.create_entity(to_entity(record), request_id=_request_id(), response_preference=_NO_CONTENT)
+            )
         except ResourceExistsError:
             raise ReservationExists(record.key) from None
         except ResourceNotFoundError:
