@@ -3,11 +3,14 @@ store failure (503), the unexpected 500 carries the promised headers, and Graph'
 
 from __future__ import annotations
 
+import asyncio
+import binascii
 import logging
 from typing import Any
 
 import httpx
 import pytest
+from azure.core.exceptions import ResourceExistsError, ServiceRequestError
 from azure.data.tables.aio import TableClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -56,6 +59,51 @@ async def test_the_status_key_loader_turns_the_same_failure_into_a_store_failure
         await key.get()
     await key.close()
     assert any(r.exc_info for r in caplog.records if r.name == "meetings_core.http")
+
+
+class _KeyTable:
+    """A table whose key entity is taken already (another instance made it) and whose read fails as given."""
+
+    def __init__(self, read: Any) -> None:
+        self._read = read
+
+    async def create_entity(self, entity: dict[str, str]) -> None:
+        raise ResourceExistsError("taken")
+
+    async def get_entity(self, partition: str, row: str) -> dict[str, str]:
+        if isinstance(self._read, BaseException):
+            raise self._read
+        if self._read == "hang":
+            await asyncio.sleep(3600)
+        return dict(self._read)
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("read", "cause"),
+    [
+        (ServiceRequestError("connection refused"), ServiceRequestError),  # storage unreachable
+        ({}, KeyError),  # the key's entity damaged: no Key
+        ({"Key": "not base64!"}, binascii.Error),
+        (AttributeError("the SDK's own error path"), AttributeError),
+        ("hang", TimeoutError),  # storage accepts and never answers: bounded like any store operation
+    ],
+)
+async def test_every_status_key_failure_takes_one_path_and_is_logged_once_with_its_cause(
+    caplog: pytest.LogCaptureFixture, read: Any, cause: type[BaseException]
+):
+    key = StatusUrlKey(_KeyTable(read), timeout_seconds=0.2)
+    with caplog.at_level(logging.DEBUG, "meetings_core.http"), pytest.raises(StoreUnavailable) as raised:
+        await asyncio.wait_for(key.get(), 5)
+    assert isinstance(raised.value.__cause__, cause)
+    assert cause.__name__ in str(raised.value)
+    logged = [r for r in caplog.records if r.name == "meetings_core.http"]
+    assert len(logged) == 1, [r.getMessage() for r in logged]
+    assert logged[0].levelno == logging.ERROR
+    assert logged[0].exc_info is not None
+    assert isinstance(logged[0].exc_info[1], cause)
 
 
 @pytest.fixture
