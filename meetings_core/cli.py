@@ -217,6 +217,8 @@ def _describe(record: Reservation) -> dict[str, Any]:
         "meetingId": meeting.get("id"),
         "expiresAt": record.expires_at.isoformat() if record.expires_at else None,
         "releasedAt": record.released_at.isoformat() if record.released_at else None,
+        # Graph's refusal of the request, which a status poll answers (docs/IDEMPOTENCY.md)
+        "refusal": f"{record.refusal.status} {record.refusal.code}" if record.refusal else None,
     }
 
 

@@ -186,6 +186,16 @@ async def test_cli_release_leaves_a_completed_record_and_remove_force_deletes_it
     assert await stack.store_get(done.key) is None
 
 
+def test_cli_show_names_the_refusal_a_poll_answers():
+    from meetings_core import cli as cli_module
+    from meetings_core.idempotency.refusal import Refusal
+
+    held = record(State.IN_PROGRESS, lease_until=NOW)
+    refused = held.as_released(NOW, Refusal(403, "Forbidden", "no access policy"))
+    assert cli_module._describe(refused)["refusal"] == "403 Forbidden"
+    assert cli_module._describe(held.as_released(NOW))["refusal"] is None
+
+
 async def test_store_maps_missing_records_and_tables_to_its_own_errors(stack: Stack):
     from meetings_core.idempotency.store import ReservationChanged, StoreUnavailable
 
