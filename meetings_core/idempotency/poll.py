@@ -1,5 +1,6 @@
 """The status URL: the result once settled, in the version its caller asked in; a poll that finds an ended
-lease (or the meeting stored in the other version) finishes the call from the request on the record."""
+lease (or the meeting stored in the other version) finishes the call from the request on the record, and a
+request Graph refused is answered with that refusal."""
 
 from __future__ import annotations
 
