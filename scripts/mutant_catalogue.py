@@ -277,6 +277,13 @@ CATALOGUE: tuple[Mutant, ...] = (
                     "self._table.upsert_entity(to_entity(record), request_id=_request_id())",
                 ),
             ),
+            (
+                (
+                    "self._table.create_entity(to_entity(record), request_id=_request_id(), "
+                    "response_preference=_NO_CONTENT)",
+                    "self._table.upsert_entity(to_entity(record), request_id=_request_id())",
+                ),
+            ),
         ),
     ),
     Mutant(
