@@ -183,3 +183,10 @@ async def test_an_unknown_path_is_the_generic_404_even_with_a_trailing_slash(cli
     error = assert_graph_error(await client.get("/nope/"), 404, "NotFound")
     assert "trailing" not in str(error["message"])
     assert "POST /{v1.0|beta}/users/{userId}/onlineMeetings/createOrGet" in str(error["message"])
+
+
+def test_every_route_has_the_spelling_a_404_names():
+    from meetings_core.http.app import SERVED
+
+    app = create_app(Settings(tables_connection_string="UseDevelopmentStorage=true", local_development=True))
+    assert {route.path for route in app.routes} == set(SERVED)  # type: ignore[attr-defined]

@@ -265,7 +265,7 @@ def _no_such_endpoint(request: Request) -> GatewayError:
     trimmed = {**request.scope, "path": path.rstrip("/")}
     for route in request.app.routes if path.endswith("/") else ():
         if isinstance(route, Route) and route.matches(trimmed)[0] is not Match.NONE:
-            served = SERVED[route.path]
+            served = SERVED.get(route.path, route.path)  # a route added without a spelling still gets its path
             return GatewayError(404, "NotFound", f"No such endpoint: remove the trailing '/'. Send {served}.")
     return GatewayError(404, "NotFound", f"No such endpoint. The gateway serves {SERVED[CREATE_ROUTE]}.")
 
