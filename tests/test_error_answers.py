@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import logging
+import time
 from typing import Any
 
 import httpx
@@ -104,6 +105,27 @@ async def test_every_status_key_failure_takes_one_path_and_is_logged_once_with_i
     assert logged[0].levelno == logging.ERROR
     assert logged[0].exc_info is not None
     assert isinstance(logged[0].exc_info[1], cause)
+
+
+async def test_concurrent_polls_behind_a_hung_status_key_share_one_load_and_one_store_timeout(
+    caplog: pytest.LogCaptureFixture,
+):
+    """Twenty polls or 202s on a cold worker while the table hangs: each fails within one store timeout, not one
+    per load queued ahead of it (twenty would reach Power Automate's limit), and the failure is logged once."""
+    timeout = 0.2
+    key = StatusUrlKey(_KeyTable("hang"), timeout_seconds=timeout)
+    started = time.monotonic()
+
+    async def one() -> float:
+        with pytest.raises(StoreUnavailable) as raised:
+            await key.get()
+        assert isinstance(raised.value.__cause__, TimeoutError)
+        return time.monotonic() - started
+
+    with caplog.at_level(logging.ERROR, "meetings_core.http"):
+        took = await asyncio.gather(*(one() for _ in range(20)))
+    assert max(took) < 2 * timeout, f"the last of 20 concurrent polls waited {max(took):.1f} s"
+    assert len([r for r in caplog.records if r.name == "meetings_core.http"]) == 1
 
 
 @pytest.fixture

@@ -52,13 +52,20 @@ class StatusUrlKey:
         self._table = table
         self._key = configured
         self._timeout = timeout_seconds  # STORE_TIMEOUT_SECONDS, as for every reservation store operation
-        self._lock = asyncio.Lock()
+        self._loading: asyncio.Future[bytes] | None = None
 
     async def get(self) -> bytes:
         if self._key is None:
-            async with self._lock:
-                if self._key is None:
-                    self._key = await self._load()
+            if self._loading is None or self._loading.done():
+                self._loading = asyncio.ensure_future(self._load())
+                self._loading.add_done_callback(_retrieved)
+            # Every waiter shares the one load in flight, so behind a hung table each fails within one store timeout
+            # (not one per waiter queued ahead of it) and the failure is logged once; shielded, so a caller that
+            # gives up does not cancel the load for the others.
+            try:
+                self._key = await asyncio.shield(self._loading)
+            except StoreUnavailable as exc:
+                raise StoreUnavailable(str(exc)) from exc.__cause__  # each waiter its own, not one shared traceback
         return self._key
 
     async def _load(self) -> bytes:
@@ -88,6 +95,12 @@ class StatusUrlKey:
     async def close(self) -> None:
         if self._table is not None:
             await self._table.close()
+
+
+def _retrieved(load: asyncio.Future[bytes]) -> None:
+    """Marks a failed load's exception as seen: when every waiter gave up, asyncio would report it as lost."""
+    if not load.cancelled():
+        load.exception()
 
 
 class StatusUrlSigner:
