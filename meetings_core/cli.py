@@ -137,6 +137,12 @@ async def _release(store: TableReservationStore, record: Reservation, *, force: 
             file=sys.stderr,
         )
         return 1
+    if record.refusal is not None:
+        print(
+            f"already released, keeping Graph's refusal ({record.refusal.status} {record.refusal.code}): a status poll"
+            " answers it; the caller's own request (the same body, or a corrected one) takes the key over"
+        )
+        return 0
     if record.released:
         print("already released: the next request or status poll for it takes it over")
         return 0

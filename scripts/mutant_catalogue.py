@@ -237,8 +237,8 @@ CATALOGUE: tuple[Mutant, ...] = (
         alternatives=(
             (
                 (
-                    "check_caller(record, ctx) check_fingerprint(record, call, config) now = record.judged_at(",
-                    "check_fingerprint(record, call, config)\nnow = record.judged_at(",
+                    "check_caller(record, ctx) if waited and (refusal := _refusal_of(record, call)) is not None:",
+                    "if waited and (refusal := _refusal_of(record, call)) is not None:",
                 ),
             ),
         ),
@@ -390,7 +390,12 @@ CATALOGUE: tuple[Mutant, ...] = (
         "released-refuses-a-corrected-request",
         "a released record (Graph created nothing) is taken over by a request with another body, as a deleted key was",
         IDEMPOTENCY,
-        (("record = _corrected(record, call) check_caller(record, ctx)", "check_caller(record, ctx)"),),
+        (
+            (
+                "record = _corrected(record, call) check_fingerprint(record, call, config)",
+                "check_fingerprint(record, call, config)",
+            ),
+        ),
         ENGINE_TESTS,
     ),
     Mutant(
@@ -439,11 +444,17 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (
             (
-                "record = _corrected(record, call) check_caller(record, ctx)",
-                "record = _corrected(record, call)\nif record.refusal is not None:\n    raise record.refusal.error()\n"
-                "check_caller(record, ctx)",
+                "if waited and (refusal := _refusal_of(record, call)) is not None:",
+                "if (refusal := _refusal_of(record, call)) is not None:",
             ),
         ),
+        ENGINE_TESTS,
+    ),
+    Mutant(
+        "refusal-duplicate-resends",
+        "a duplicate that waited on the call Graph refused answers the refusal, never sends the body again",
+        IDEMPOTENCY,
+        (("if waited and (refusal := _refusal_of(record, call)) is not None:", "if False:"),),
         ENGINE_TESTS,
     ),
     Mutant(

@@ -19,6 +19,7 @@ from meetings_core.idempotency.engine import Outcome, RequestContext
 from meetings_core.idempotency.records import Reservation, State
 from meetings_core.idempotency.refusal import MAX_REFUSAL_CHARS
 from meetings_core.idempotency.store import ReservationExists
+from meetings_core.validation import CreateOrGetCall
 from tests.fake_clock import T0
 from tests.rules_rig import CTX, DEADLINE, GRACE, LEASE, OTHER_ORGANIZER, Rig, call, key, meeting, rig
 
@@ -363,6 +364,45 @@ async def test_a_corrected_request_while_a_refused_request_is_polled_goes_throug
     assert [c["body"]["subject"] for c in r.graph.calls] == ["Kick-off", "Kick-off, shorter"]
     done = await r.engine.status(operation, POLLED)  # the poller now gets the meeting Graph made for the externalId
     assert (done.status, json.loads(done.body)["id"]) == (201, "MSo1")
+
+
+async def test_a_duplicate_that_waited_on_the_refused_call_answers_the_refusal_without_sending_it_again():
+    """A synchronous duplicate of the refused body waited on the owner's call: it gets Graph's refusal, as a poll
+    does. Resending it would hold the key against the caller's corrected request arriving meanwhile (a 422)."""
+    r = rig()
+    corrected = call(subject="Kick-off, shorter")
+    answers: list[Outcome | GatewayError] = []
+    waiting: list[asyncio.Task[None]] = []
+
+    async def send(sent: CreateOrGetCall) -> None:
+        try:
+            answers.append(await r.engine.create_or_get(sent, CTX))
+        except GatewayError as error:
+            answers.append(error)
+
+    async def refused_while_a_duplicate_waits() -> GatewayError:
+        waiting.append(asyncio.create_task(send(call())))  # the same body: finds the key held, and waits
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return BAD_REQUEST
+
+    async def graph_answers() -> GatewayError | GraphResult:
+        if r.graph.calls[-1]["body"]["subject"] == "Kick-off":  # the refused body, sent again by the duplicate
+            await send(corrected)  # the corrected request arrives while that call is in flight
+            return BAD_REQUEST
+        return meeting(201)
+
+    r.graph.script = [refused_while_a_duplicate_waits, graph_answers, graph_answers]
+    with pytest.raises(GatewayError):
+        await r.engine.create_or_get(call(), CTX)
+    await asyncio.gather(*waiting)
+    assert [c["body"]["subject"] for c in r.graph.calls] == ["Kick-off"], "the duplicate sent the refused body again"
+    duplicate = answers[0]
+    assert isinstance(duplicate, GatewayError), f"the duplicate got {duplicate.status}"
+    assert (duplicate.status, duplicate.message) == (400, BAD_REQUEST.message)
+    await send(corrected)
+    assert isinstance(answers[-1], Outcome), f"the corrected request got {answers[-1].status}"
+    assert answers[-1].status == 201
 
 
 async def test_the_callers_own_request_takes_a_refused_record_over_and_asks_graph_again():

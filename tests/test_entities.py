@@ -4,6 +4,8 @@ the bound on LeaseSeconds, and a record an older gateway wrote without it (docs/
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -122,19 +124,33 @@ def test_a_refusal_is_kept_on_its_released_record_and_a_takeover_or_completion_d
         7,
     ],
 )
-def test_a_refusal_of_another_shape_is_damage(refusal: object):
+def test_a_refusal_of_another_shape_is_ignored_with_a_warning_not_damage(
+    refusal: object, caplog: pytest.LogCaptureFixture
+):
+    """A kept refusal only spares a poll's resend: one this version did not write (a later version's shape, or
+    damage) must not make the key unreadable (a 500 until an operator removes it), only resent."""
     entity = to_entity(in_progress(45.0).as_released(T0, REFUSAL))
-    with pytest.raises(RecordUnreadable):
-        from_entity(stored(entity | {"Refusal": refusal}))
+    with caplog.at_level(logging.WARNING, "meetings_core.store"):
+        record = from_entity(stored(entity | {"Refusal": refusal}))
+    assert record.released
+    assert record.refusal is None
+    assert record.request == in_progress(45.0).request
+    assert any("refusal is ignored" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize("state", ["held", "completed"])
-def test_a_refusal_on_a_record_that_is_not_released_is_damage(state: str):
+def test_a_refusal_on_a_record_that_is_not_released_is_ignored(state: str):
     record = in_progress(45.0)
     if state == "completed":
         record = record.as_completed(201, b'{"id":"m"}', None, T0, timedelta(days=1))
-    with pytest.raises(RecordUnreadable, match="refusal"):
-        from_entity(stored(to_entity(record) | {"Refusal": REFUSAL.to_text()}))
+    read = from_entity(stored(to_entity(record) | {"Refusal": REFUSAL.to_text()}))
+    assert read.refusal is None
+    assert read.state is record.state
+
+
+def test_a_record_cannot_be_made_with_a_refusal_unless_released():
+    with pytest.raises(ValueError, match="refusal"):
+        replace(in_progress(45.0), refusal=REFUSAL)
 
 
 def test_only_graphs_refusals_of_the_request_are_kept():

@@ -196,6 +196,19 @@ def test_cli_show_names_the_refusal_a_poll_answers():
     assert cli_module._describe(held.as_released(NOW))["refusal"] is None
 
 
+async def test_cli_release_of_a_refused_record_says_a_poll_answers_the_refusal(capsys: pytest.CaptureFixture[str]):
+    """Releasing again changes nothing; the message must not promise that a poll takes a refused record over."""
+    from meetings_core import cli as cli_module
+    from meetings_core.idempotency.refusal import Refusal
+
+    refused = record(State.IN_PROGRESS, lease_until=NOW).as_released(NOW, Refusal(403, "Forbidden", "no policy"))
+    assert await cli_module._release(None, refused, force=False, now=NOW) == 0  # type: ignore[arg-type]
+    said = capsys.readouterr().out
+    assert "403 Forbidden" in said
+    assert "a status poll answers it" in said
+    assert "poll for it takes it over" not in said
+
+
 async def test_store_maps_missing_records_and_tables_to_its_own_errors(stack: Stack):
     from meetings_core.idempotency.store import ReservationChanged, StoreUnavailable
 

@@ -14,6 +14,7 @@ from .context import Forward, Outcome, RequestContext, Turn
 from .keys import ReservationKey
 from .owner import Owner
 from .records import Reservation, State
+from .refusal import Refusal
 
 _POLL_FIRST_SECONDS = 0.05
 _POLL_MAX_SECONDS = 1.0
@@ -31,6 +32,7 @@ class Settle:
         forward = Forward.of_call(call)
         wait_until = min(owner.clock() + timedelta(seconds=config.duplicate_wait_seconds), turn.answer_by)
         delay = _POLL_FIRST_SECONDS
+        waited = False
         record = await owner.insert(key, call, ctx, forward, turn)
         while True:
             if record is None:
@@ -44,8 +46,12 @@ class Settle:
                 continue
             if (lease := turn.held(record)) is not None:  # ours: just inserted, or a retried write that committed
                 return await owner.own(record, lease, forward, ctx, turn)
-            record = _corrected(record, call)
             check_caller(record, ctx)
+            if waited and (refusal := _refusal_of(record, call)) is not None:
+                # It waited on the very call Graph refused: that answer, as a poll gets it. Sending the body again
+                # would hold the key, for Graph's whole call, against the caller's corrected request (a 422).
+                raise refusal.error()
+            record = _corrected(record, call)
             check_fingerprint(record, call, config)
             now = record.judged_at(owner.clock())  # storage's clock, for the lease
             if record.state is State.COMPLETED:
@@ -67,6 +73,7 @@ class Settle:
             left_to_wait = (wait_until - owner.clock()).total_seconds()
             signals.waiting()
             await self._sleep(max(0.01, min(delay, left_to_wait, max(record.lease_left(now), 0.0))))
+            waited = True
             delay = min(delay * 2, _POLL_MAX_SECONDS)
             record = None
 
@@ -81,6 +88,13 @@ class Settle:
         if ctx.respond_async:
             return accepted(record, call.api_version, retry_in)
         raise busy(self._owner.config, retry_in)
+
+
+def _refusal_of(record: Reservation, call: CreateOrGetCall) -> Refusal | None:
+    """Graph's refusal of this very body in this version, if the record keeps one (only while released)."""
+    if record.api_version == call.api_version and record.fingerprint in call.fingerprints:
+        return record.refusal
+    return None
 
 
 def _corrected(record: Reservation, call: CreateOrGetCall) -> Reservation:

@@ -1,5 +1,6 @@
 """A reservation as a Table Storage entity, and back: every property's type is checked as it is read, so a
-shape the gateway did not write is `RecordUnreadable`, never a crash (docs/IDEMPOTENCY.md)."""
+shape the gateway did not write is `RecordUnreadable`, never a crash; only a kept refusal, which merely spares a
+resend, is dropped instead (docs/IDEMPOTENCY.md)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import json
 import logging
 import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from .keys import ROW_KEY, ReservationKey, scoped_external_id
 from .records import CorruptRecord, Reservation, State, compress, decompress, deflate
-from .refusal import Refusal
+from .refusal import Refusal, RefusalUnreadable
 from .store import RecordTooLarge, RecordUnreadable
 
 log = logging.getLogger("meetings_core.store")
@@ -130,7 +132,7 @@ def _reservation(entity: Any, read_at: datetime | None) -> Reservation:
         if not isinstance(written_at, datetime):
             raise CorruptRecord("the entity has no Timestamp")
         lease_until = written_at + timedelta(seconds=lease_seconds)
-    return Reservation(
+    record = Reservation(
         key=ReservationKey(_text(entity, "OrganizerId"), _text(entity, "ExternalId")),
         fingerprint=_text(entity, "Fingerprint"),
         state=State(_text(entity, "State")),
@@ -149,13 +151,24 @@ def _reservation(entity: Any, read_at: datetime | None) -> Reservation:
         lease_seconds=lease_seconds,
         read_at=read_at,
         released_at=_instant(entity, "ReleasedAt"),
-        refusal=_refusal(entity),
     )
+    return _with_refusal(record, entity.get("Refusal"))
 
 
-def _refusal(entity: Any) -> Refusal | None:
-    text = _optional_text(entity, "Refusal")
-    return None if text is None else Refusal.from_text(text)
+def _with_refusal(record: Reservation, text: Any) -> Reservation:
+    """The record with the refusal it keeps, read leniently: a refusal only spares a poll's resend, so one this
+    version did not write (a later version's shape, or damage) is dropped with a warning, never a 500 for the key."""
+    if text is None:
+        return record
+    try:
+        if not isinstance(text, str):
+            raise RefusalUnreadable("the refusal is not a string")
+        return replace(record, refusal=Refusal.from_text(text))  # a refusal on a record not released: CorruptRecord
+    except (RefusalUnreadable, CorruptRecord) as exc:
+        log.warning(
+            "reservation %s: its kept refusal is ignored, a poll sends the request again (%s)", record.key.digest, exc
+        )
+        return record
 
 
 def _required(value: T | None, name: str) -> T:
