@@ -1,0 +1,126 @@
+"""Values that used to start the gateway and then fail every request (or the purge, silently) stop it at start,
+naming the variable: a tenant's domain name, MSAL's authority with the tenant in it, the Graph SDKs' base URL
+with /v1.0, an identity's name for its client id, a schedule the Functions host cannot read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from devstack.stack import TENANT
+from meetings_core.schedule import schedule_problem
+from meetings_core.settings import Settings, SettingsError, load_settings
+
+BASE = {"TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true", "FUNCTIONS_WORKER_RUNTIME": "python"}
+ENTRA = {
+    "CALLER_AUTH": "entra",
+    "ENTRA_TENANT_ID": TENANT,
+    "ENTRA_AUDIENCE": "api://meeting-gateway",
+    "CALLER_POLICY": json.dumps({"entra:00000000-0000-0000-0000-000000000001": {"organizers": ["*"]}}),
+}
+
+
+def _load(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
+REFUSED = [
+    # Microsoft's docs name tenants by domain too; tokens carry the GUID (tid, iss): every token would be 401.
+    ({**ENTRA, "ENTRA_TENANT_ID": "contoso.onmicrosoft.com"}, "ENTRA_TENANT_ID", "GUID"),
+    ({**ENTRA, "ENTRA_TENANT_ID": "common"}, "ENTRA_TENANT_ID", "GUID"),
+    # MSAL's authority includes the tenant: the signing keys' URL would carry it twice, and every request be 503.
+    ({**ENTRA, "ENTRA_AUTHORITY": f"https://login.microsoftonline.com/{TENANT}"}, "ENTRA_AUTHORITY", "host only"),
+    ({**ENTRA, "ENTRA_AUTHORITY": f"https://login.microsoftonline.com/{TENANT}/v2.0"}, "ENTRA_AUTHORITY", "host only"),
+    ({**ENTRA, "ENTRA_AUDIENCE": " , "}, "ENTRA_AUDIENCE", "app ID URI"),
+    # The Graph SDKs' base URL: every call would go to /v1.0/v1.0/users/...
+    ({"GRAPH_BASE_URL": "https://graph.microsoft.com/v1.0"}, "GRAPH_BASE_URL", "without /v1.0 or /beta"),
+    ({"GRAPH_BASE_URL": "https://graph.microsoft.com/beta/"}, "GRAPH_BASE_URL", "without /v1.0 or /beta"),
+    ({"GRAPH_BASE_URL": "https://graph.microsoft.com?api-version=1"}, "GRAPH_BASE_URL", "without a query"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example.com#x"}, "OTEL_EXPORTER_OTLP_ENDPOINT", "fragment"),
+    # The identity's name or resource id instead of its client id: every token request would fail.
+    ({"AZURE_CLIENT_ID": "id-meeting-gateway"}, "AZURE_CLIENT_ID", "GUID"),
+    # A schedule the host cannot read leaves the purge timer in error while HTTP serves: nothing is purged.
+    ({"PURGE_SCHEDULE": "every 30 minutes"}, "PURGE_SCHEDULE", "NCRONTAB"),
+    ({"PURGE_SCHEDULE": "0 60 * * * *"}, "PURGE_SCHEDULE", "60 is outside 0-59"),
+    ({"PURGE_SCHEDULE": "00:30:00"}, "PURGE_SCHEDULE", "TimeSpan"),
+    # 32 spaces are 32 characters, and a key anyone can guess: signed status URLs could be forged.
+    ({"STATUS_URL_KEY": " " * 40}, "STATUS_URL_KEY", "not counting spaces"),
+]
+
+
+@pytest.mark.parametrize(("env", "name", "says"), REFUSED, ids=[f"{n}-{i}" for i, (_, n, _) in enumerate(REFUSED)])
+def test_a_value_that_would_fail_every_request_stops_the_gateway_naming_it(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], name: str, says: str
+):
+    with pytest.raises(SettingsError) as raised:
+        _load(monkeypatch, {**BASE, **env})
+    message = str(raised.value)
+    assert message.startswith(f"Invalid gateway settings: {name}:")
+    assert says in message
+
+
+ACCEPTED = [
+    ENTRA,
+    {**ENTRA, "ENTRA_TENANT_ID": TENANT.upper(), "ENTRA_AUDIENCE": "api://meeting-gateway, 5b1c0a2e-0000-4000-8000-0"},
+    {**ENTRA, "ENTRA_AUTHORITY": "https://login.microsoftonline.us/"},  # a national cloud
+    {"GRAPH_BASE_URL": "https://graph.microsoft.us"},
+    {"GRAPH_BASE_URL": "https://apim.contoso.com/graph"},  # a proxy under a path: the version still follows
+    {"AZURE_CLIENT_ID": "5b1c0a2e-0000-4000-8000-00000000c11e"},
+    {"PURGE_SCHEDULE": "0 */30 * * * *"},
+    {"STATUS_URL_KEY": "k" * 32},
+]
+
+
+@pytest.mark.parametrize("env", ACCEPTED)
+def test_the_controls_good_values_start(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]):
+    settings = _load(monkeypatch, {**BASE, **env})
+    assert settings.graph_base_url.startswith("https://")
+
+
+# Microsoft's NCRONTAB examples (learn.microsoft.com/azure/azure-functions/functions-bindings-timer#ncrontab-
+# examples) and NCrontab's own rules (atifaziz/NCrontab CrontabFieldImpl: names by prefix, ranges either way).
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "0 */5 * * * *",
+        "0 0 * * * *",
+        "0 0 */2 * * *",
+        "0 0 9-17 * * *",
+        "0 30 9 * * *",
+        "0 30 9 * * 1-5",
+        "0 30 9 * Jan Mon",
+        "5,8,10 * * * * *",
+        "*/5 * * * *",  # five fields: the host reads them without seconds (CronSchedule.HasSeconds)
+        "0 0 12 1 january-march sat",
+        "0 0 17-9 * * *",
+        "0  */30  *  *  *  *",
+    ],
+)
+def test_schedules_the_host_reads_are_accepted(schedule: str):
+    assert schedule_problem(schedule) is None
+
+
+@pytest.mark.parametrize(
+    ("schedule", "says"),
+    [
+        ("", "it has 0"),
+        ("0 */30 * * * * *", "it has 7"),
+        ("0 0 24 * * *", "hour field"),
+        ("0 0 0 0 * *", "day field"),
+        ("0 0 0 * 13 *", "month field"),
+        ("0 0 0 * * 7", "day of week field"),
+        ("0 0 0 * Jon *", "'Jon'"),
+        ("0 */x * * * *", "step 'x'"),
+        ("0 /5 * * * *", "minute field"),
+        ("0 5- * * * *", "minute field"),
+        ("0 1,,2 * * * *", "minute field"),
+        ("0 \uff15 * * * *", "minute field"),  # a full-width digit
+    ],
+)
+def test_schedules_the_host_refuses_are_named(schedule: str, says: str):
+    problem = schedule_problem(schedule)
+    assert problem is not None
+    assert says in problem
