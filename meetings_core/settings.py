@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from typing import Literal
@@ -15,6 +16,7 @@ from .auth.policy import CallerRule, unreachable_callers
 from .endpoints import LOOPBACK, connection_string_endpoint, connection_string_problem, plain_http
 from .idempotency.entities import STORED_BYTES_LIMIT, largest_storable_body
 from .schedule import schedule_problem
+from .setting_names import unknown_settings
 
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 _HTTP_URL = re.compile(r"https?://[^/\s]+(/\S*)?")
@@ -349,15 +351,16 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Read and validate the settings, raising `SettingsError` that names the bad variable."""
+    """Read and validate the settings, raising `SettingsError` that names the bad variable (a misspelt one too)."""
+    problems = unknown_settings(os.environ, Settings.model_fields)
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
-        problems = []
         for error in exc.errors(include_url=False, include_input=False):
-            name = _setting_name(error["loc"])
-            problems.append(f"{name}: {error['msg']}")
-        raise SettingsError("Invalid gateway settings: " + "; ".join(problems)) from None
+            problems.append(f"{_setting_name(error['loc'])}: {error['msg']}")
+    if problems:
+        raise SettingsError("Invalid gateway settings: " + "; ".join(problems))
+    return settings
 
 
 def _setting_name(loc: tuple[int | str, ...]) -> str:

@@ -5,6 +5,7 @@ with /v1.0, an identity's name for its client id, a schedule the Functions host 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,50 @@ def test_schedules_the_host_refuses_are_named(schedule: str, says: str):
     problem = schedule_problem(schedule)
     assert problem is not None
     assert says in problem
+
+
+# Misspelt settings: pydantic-settings ignores names it does not know, so these were silently dropped.
+@pytest.mark.parametrize(
+    ("variable", "says"),
+    [
+        ("ENTRA_REQUIRED_ROLES", "did you mean ENTRA_REQUIRED_ROLE?"),  # the role would go unchecked
+        ("CALER_POLICY", "did you mean CALLER_POLICY?"),
+        ("GRAPH_DEADLINE_SECOND", "did you mean GRAPH_DEADLINE_SECONDS?"),
+        ("TABLE_ENDPOINT", "did you mean TABLES_ENDPOINT?"),
+        ("loglevel", "did you mean LOG_LEVEL?"),
+        ("GRAPH_API_VERSION", "README.md, Settings"),  # the version is each request's path
+        ("STATUS_URL_SIGNING_KEY", "README.md, Settings"),
+    ],
+)
+def test_a_misspelt_setting_stops_the_gateway_naming_it(monkeypatch: pytest.MonkeyPatch, variable: str, says: str):
+    with pytest.raises(SettingsError) as raised:
+        _load(monkeypatch, {**BASE, variable: "MeetingGateway.Create"})
+    assert f"{variable}: is not a gateway setting" in str(raised.value)
+    assert says in str(raised.value)
+    assert "MeetingGateway.Create" not in str(raised.value)  # values are never quoted: they may be secrets
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",  # the template sets it beside the connection string
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "AZURE_TENANT_ID",
+        "FUNCTIONS_WORKER_PROCESS_COUNT",
+        "IDENTITY_ENDPOINT",
+        "WEBSITE_SITE_NAME",
+        "graph_base_url",  # settings are read case-insensitively
+    ],
+)
+def test_the_platforms_own_variables_are_no_misspelt_settings(monkeypatch: pytest.MonkeyPatch, variable: str):
+    _load(monkeypatch, {**BASE, variable: "https://graph.microsoft.com"})
+
+
+def test_the_local_settings_example_names_only_settings_and_starts(monkeypatch: pytest.MonkeyPatch):
+    values = json.loads((Path(__file__).parent.parent / "local.settings.json.example").read_text())["Values"]
+    host_only = {"AzureWebJobsStorage", "AzureWebJobsFeatureFlags", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"}
+    for name in set(values) - host_only:
+        assert name.lower() in Settings.model_fields, name
+    settings = _load(monkeypatch, values)
+    assert settings.serving_problem() is None  # FUNCTIONS_WORKER_RUNTIME is set, as under `func start`

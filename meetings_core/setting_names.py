@@ -1,0 +1,35 @@
+"""Environment variables named like gateway settings that are none: a misspelt setting would be ignored silently.
+
+`ENTRA_REQUIRED_ROLES` (plural) would leave the role unchecked, `GRAPH_DEADLINE_SECOND` the deadline at its
+default; pydantic-settings ignores names it does not know, so the gateway names them itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Mapping
+
+# Prefixes only the gateway's settings use (Azure, the Functions host and OpenTelemetry set none of them).
+GATEWAY_PREFIXES = (
+    "GRAPH_", "TABLE_", "TABLES_", "STORE_", "RESERVATION_", "DUPLICATE_", "CALLER_", "IN_PROGRESS_",
+    "STATUS_URL_", "RETENTION_", "ON_PAYLOAD_", "REPLAY_", "MAX_BODY_", "BODY_", "PURGE_", "ENTRA_",
+    "PARTNER_", "HMAC_", "LOCAL_DEV",
+)  # fmt: skip
+# A one- or two-letter slip (LOGLEVEL, CALER_POLICY) scores 0.94 or more; the platform's own variables score at
+# most 0.85 against any setting (APPLICATIONINSIGHTS_AUTHENTICATION_STRING against ..._CONNECTION_STRING).
+_TYPO_CUTOFF = 0.9
+
+
+def unknown_settings(environ: Mapping[str, str], known: Collection[str]) -> list[str]:
+    """One problem per variable that looks like a setting (its prefix, or a near miss of a name) but is none."""
+    names = sorted({name.upper() for name in known})
+    problems = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if upper in names:
+            continue
+        near = difflib.get_close_matches(upper, names, n=1, cutoff=_TYPO_CUTOFF)
+        if near or upper.startswith(GATEWAY_PREFIXES):
+            hint = f"did you mean {near[0]}?" if near else "the settings are listed in README.md, Settings"
+            problems.append(f"{variable}: is not a gateway setting, so it would be ignored; {hint}")
+    return problems
