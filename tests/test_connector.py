@@ -278,3 +278,43 @@ def test_entra_options_go_together(tmp_path: Path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "--entra-tenant-id go together" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "https://func-abc123.azurewebsites.net",
+        "https://Func-abc123.azurewebsites.net/",
+        " func-abc123.azurewebsites.net ",
+    ],
+)
+def test_the_host_flag_takes_the_gateway_url_as_azd_prints_it(tmp_path: Path, given: str):
+    """GATEWAY_URL (azd's output) is an https URL; written as the Swagger host it failed paconn's schema."""
+    assert not swagger_validator().is_valid(swagger2("https://func-abc123.azurewebsites.net"))  # a URL is no host
+    result = subprocess.run(
+        [sys.executable, "-m", "meetings_core.connector", "--out", str(tmp_path), "--host", given],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    definition = json.loads((tmp_path / "apiDefinition.swagger.json").read_text())
+    assert definition["host"] == "func-abc123.azurewebsites.net"
+    swagger_validator().validate(definition)
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("http://func-abc123.azurewebsites.net", "is not the gateway's https URL"),  # the connector sends https
+        ("https://func-abc123.azurewebsites.net/api", "is not the gateway's https URL"),
+        ("func-abc123.azurewebsites.net/api", "no path"),
+        ("https://key@func-abc123.azurewebsites.net", "is not the gateway's https URL"),
+    ],
+)
+def test_the_host_flag_refuses_what_is_no_host(tmp_path: Path, given: str, says: str):
+    result = subprocess.run(
+        [sys.executable, "-m", "meetings_core.connector", "--out", str(tmp_path), "--host", given],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert not (tmp_path / "apiDefinition.swagger.json").exists()
