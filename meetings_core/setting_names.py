@@ -15,6 +15,11 @@ GATEWAY_PREFIXES = (
     "STATUS_URL_", "RETENTION_", "ON_PAYLOAD_", "REPLAY_", "MAX_BODY_", "BODY_", "PURGE_", "ENTRA_",
     "PARTNER_", "HMAC_", "LOCAL_DEV",
 )  # fmt: skip
+# Variables of the same prefixes that are no settings: the deployment's azd outputs (infra/main.bicep), present
+# where an operator runs the CLI after `eval "$(azd env get-values)"`.
+NOT_SETTINGS = frozenset({"ENTRA_APP_CLIENT_ID", "ENTRA_APP_AUDIENCE"})
+# OpenTelemetry's own variables (OTEL_EXPORTER_OTLP_LOGS_ENDPOINT...) are read by the exporter, and resemble ours.
+_STANDARD_PREFIXES = ("OTEL_",)
 # A one- or two-letter slip (LOGLEVEL, CALER_POLICY) scores 0.94 or more; the platform's own variables score at
 # most 0.85 against any setting (APPLICATIONINSIGHTS_AUTHENTICATION_STRING against ..._CONNECTION_STRING).
 _TYPO_CUTOFF = 0.9
@@ -26,7 +31,7 @@ def unknown_settings(environ: Mapping[str, str], known: Collection[str]) -> list
     problems = []
     for variable in sorted(environ):
         upper = variable.upper()
-        if upper in names:
+        if upper in names or upper in NOT_SETTINGS or upper.startswith(_STANDARD_PREFIXES):
             continue
         near = difflib.get_close_matches(upper, names, n=1, cutoff=_TYPO_CUTOFF)
         if near or upper.startswith(GATEWAY_PREFIXES):

@@ -5,12 +5,14 @@ with /v1.0, an identity's name for its client id, a schedule the Functions host 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from devstack.stack import TENANT
 from meetings_core.schedule import schedule_problem
+from meetings_core.setting_names import unknown_settings
 from meetings_core.settings import Settings, SettingsError, load_settings
 
 BASE = {"TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true", "FUNCTIONS_WORKER_RUNTIME": "python"}
@@ -172,3 +174,18 @@ def test_the_local_settings_example_names_only_settings_and_starts(monkeypatch: 
         assert name.lower() in Settings.model_fields, name
     settings = _load(monkeypatch, values)
     assert settings.serving_problem() is None  # FUNCTIONS_WORKER_RUNTIME is set, as under `func start`
+
+
+def test_the_operators_azd_environment_holds_no_misspelt_setting():
+    """The CLI runs where `azd env get-values` may be exported: every azd parameter and output must pass."""
+    infra = Path(__file__).parent.parent / "infra"
+    outputs = re.findall(r"^output (\w+) ", (infra / "main.bicep").read_text(), re.M)
+    parameters = re.findall(r"\$\{(\w+)", (infra / "main.parameters.json").read_text())
+    assert "ENTRA_APP_AUDIENCE" in outputs  # the controls: both files were read
+    assert "GATEWAY_SETTINGS" in parameters
+    assert unknown_settings(dict.fromkeys([*outputs, *parameters], "x"), Settings.model_fields) == []
+
+
+def test_opentelemetrys_own_variables_are_no_misspelt_settings(monkeypatch: pytest.MonkeyPatch):
+    names = ["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS"]
+    _load(monkeypatch, {**BASE, **dict.fromkeys(names, "https://collector.example.com")})
