@@ -13,7 +13,15 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .auth.policy import CallerRule, unreachable_callers
-from .endpoints import LOOPBACK, connection_string_endpoint, connection_string_problem, plain_http
+from .endpoints import (
+    INSIGHTS_ENDPOINTS,
+    LOOPBACK,
+    connection_string_endpoint,
+    connection_string_problem,
+    insights_connection_pairs,
+    insights_connection_problem,
+    plain_http,
+)
 from .idempotency.entities import STORED_BYTES_LIMIT, largest_storable_body
 from .schedule import schedule_problem
 from .setting_names import unknown_settings
@@ -178,6 +186,14 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value
 
+    @field_validator("applicationinsights_connection_string")
+    @classmethod
+    def _insights_connection(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked now: the exporter raises a bare ValueError at start that names no setting.
+        if value is not None and (problem := insights_connection_problem(value.get_secret_value())):
+            raise ValueError(problem)
+        return value
+
     @field_validator("caller_auth")
     @classmethod
     def _auth_modes(cls, value: str) -> str:
@@ -321,6 +337,16 @@ class Settings(BaseSettings):
             "TABLES_CONNECTION_STRING (its table endpoint)": table_endpoint,
             # Collector API keys ride in OTEL_EXPORTER_OTLP_HEADERS, and spans name callers and organizers.
             "OTEL_EXPORTER_OTLP_ENDPOINT": self.otel_exporter_otlp_endpoint,
+            # The same telemetry, with the managed identity's token for Azure Monitor.
+            **self._insights_endpoints(),
+        }
+
+    def _insights_endpoints(self) -> dict[str, str | None]:
+        value = self.applicationinsights_connection_string
+        pairs = insights_connection_pairs(value.get_secret_value()) if value else None
+        return {
+            f"APPLICATIONINSIGHTS_CONNECTION_STRING (its {name})": (pairs or {}).get(name)
+            for name in INSIGHTS_ENDPOINTS
         }
 
     def _reachable_policy(self) -> None:

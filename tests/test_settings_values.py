@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import TENANT
+from meetings_core.endpoints import insights_connection_problem
+from meetings_core.http.app import create_app
 from meetings_core.schedule import schedule_problem
 from meetings_core.setting_names import unknown_settings
 from meetings_core.settings import Settings, SettingsError, load_settings
@@ -189,3 +191,52 @@ def test_the_operators_azd_environment_holds_no_misspelt_setting():
 def test_opentelemetrys_own_variables_are_no_misspelt_settings(monkeypatch: pytest.MonkeyPatch):
     names = ["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS"]
     _load(monkeypatch, {**BASE, **dict.fromkeys(names, "https://collector.example.com")})
+
+
+IKEY = "0a0b0c0d-0000-4000-8000-00000000000a"
+PORTAL = (  # as the Azure portal shows it
+    f"InstrumentationKey={IKEY};IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/;"
+    "LiveEndpoint=https://westeurope.livediagnostics.monitor.azure.com/;ApplicationId=11111111-0000-4000-8000-0"
+)
+INSIGHTS = [
+    PORTAL,
+    f"InstrumentationKey={IKEY}",
+    f"instrumentationkey={IKEY};Authorization=ikey",
+    "garbage",
+    f"{PORTAL};",  # a trailing ';' makes an empty pair, which the exporter cannot split
+    f"InstrumentationKey={IKEY.upper()}",
+    "InstrumentationKey=",
+    f"IngestionEndpoint=https://x.in.applicationinsights.azure.com/;InstrumentationKey={IKEY};Authorization=aad",
+    f"InstrumentationKey={IKEY};IngestionEndpoint=https://x/?a=b=c",
+]
+
+
+@pytest.mark.parametrize("value", INSIGHTS)
+def test_the_insights_connection_string_is_judged_as_the_azure_monitor_exporter_judges_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+):
+    from azure.monitor.opentelemetry.exporter._connection_string_parser import ConnectionStringParser
+
+    monkeypatch.delenv("APPLICATIONINSIGHTS_CONNECTION_STRING", raising=False)  # the parser reads it too
+    try:
+        ConnectionStringParser(value)
+        exporter_accepts = True
+    except ValueError:
+        exporter_accepts = False
+    assert (insights_connection_problem(value) is None) == exporter_accepts
+
+
+@pytest.mark.parametrize("value", [v for v in INSIGHTS if insights_connection_problem(v)])
+def test_a_bad_insights_connection_string_stops_the_app_naming_it(monkeypatch: pytest.MonkeyPatch, value: str):
+    """Before, create_app failed in the exporter with a bare ValueError ("Invalid connection string")."""
+    for name, setting in {**BASE, "LOCAL_DEVELOPMENT": "true", "APPLICATIONINSIGHTS_CONNECTION_STRING": value}.items():
+        monkeypatch.setenv(name, setting)
+    with pytest.raises(SettingsError, match=r"^Invalid gateway settings: APPLICATIONINSIGHTS_CONNECTION_STRING: "):
+        create_app(load_settings())
+
+
+def test_telemetry_to_azure_monitor_is_https_unless_loopback(monkeypatch: pytest.MonkeyPatch):
+    plain = f"InstrumentationKey={IKEY};IngestionEndpoint=http://10.0.0.4/"
+    with pytest.raises(SettingsError, match=r"APPLICATIONINSIGHTS_CONNECTION_STRING \(its ingestionendpoint\)"):
+        _load(monkeypatch, {**BASE, "APPLICATIONINSIGHTS_CONNECTION_STRING": plain})
+    _load(monkeypatch, {**BASE, "APPLICATIONINSIGHTS_CONNECTION_STRING": plain.replace("10.0.0.4", "127.0.0.1")})
