@@ -75,7 +75,7 @@ def _is_base64(text: str) -> bool:
 
 # The Azure Monitor exporter's rules (azure-monitor-opentelemetry-exporter, _connection_string_parser.py): pairs
 # split on ';' and '=' exactly once each, keys in any case, a lower-case UUID instrumentation key, ikey authorization.
-_IKEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_IKEY = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # compiled at the first check, not on import
 INSIGHTS_ENDPOINTS = ("ingestionendpoint", "liveendpoint")
 
 
@@ -97,7 +97,7 @@ def insights_connection_problem(value: str) -> str | None:
         )
     if pairs.get("authorization", "ikey").lower() != "ikey":
         return "has an Authorization other than ikey"
-    if not _IKEY.fullmatch(pairs.get("instrumentationkey", "")):
+    if not re.fullmatch(_IKEY, pairs.get("instrumentationkey", "")):
         return "needs InstrumentationKey=<the resource's key>, a lower-case GUID"
     for name in INSIGHTS_ENDPOINTS:
         if name in pairs and urlsplit(pairs[name]).scheme.lower() not in ("http", "https"):

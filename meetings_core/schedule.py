@@ -8,50 +8,27 @@ follow NCrontab's `CrontabFieldImpl`/`CrontabField` (atifaziz/NCrontab): lists, 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December")  # fmt: skip
 _DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
-_TIMESPAN = re.compile(r"[0-9.]*[0-9]:[0-9]{1,2}(:[0-9]{1,2})?")
 EXAMPLE = "0 */30 * * * * (every 30 minutes)"
-
-
-@dataclass(frozen=True)
-class _Field:
-    name: str
-    low: int
-    high: int
-    names: tuple[str, ...] = ()
-
-    def value(self, text: str) -> int:
-        if text.isascii() and text.isdigit():
-            number = int(text)
-            if not self.low <= number <= self.high:
-                raise ValueError(f"{number} is outside {self.low}-{self.high}")
-            return number
-        for index, name in enumerate(self.names):
-            if text and name.lower().startswith(text.lower()):
-                return self.low + index
-        names = " or a name" if self.names else ""
-        raise ValueError(f"'{text}' is not a number from {self.low} to {self.high}{names}")
-
-
-_SIX = (
-    _Field("second", 0, 59),
-    _Field("minute", 0, 59),
-    _Field("hour", 0, 23),
-    _Field("day", 1, 31),
-    _Field("month", 1, 12, _MONTHS),
-    _Field("day of week", 0, 6, _DAYS),
+# Each field: its name, lowest and highest value, and the names its values may go by (plain tuples: this module is
+# imported on every cold start, where a dataclass would cost more than the whole check).
+_Field = tuple[str, int, int, tuple[str, ...]]
+_SIX: tuple[_Field, ...] = (
+    ("second", 0, 59, ()),
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 6, _DAYS),
 )
 
 
 def schedule_problem(expression: str) -> str | None:
     """What the Functions host would refuse in this NCRONTAB expression, or None."""
-    if _TIMESPAN.fullmatch(expression.strip()):
-        return f"is a TimeSpan, which only App Service plans run (not Flex Consumption): use NCRONTAB, e.g. {EXAMPLE}"
+    if ":" in expression:  # NCRONTAB has no colon; a TimeSpan such as 00:30:00 has
+        return f"has a ':' (a TimeSpan?), which only App Service plans run, not Flex Consumption: use NCRONTAB, {EXAMPLE}"
     parts = expression.split()
     if len(parts) not in (5, 6):
         return (
@@ -63,7 +40,7 @@ def schedule_problem(expression: str) -> str | None:
         try:
             _check_field(text, field)
         except ValueError as exc:
-            return f"its {field.name} field '{text}' is not valid NCRONTAB: {exc}; example: {EXAMPLE}"
+            return f"its {field[0]} field '{text}' is not valid NCRONTAB: {exc}; example: {EXAMPLE}"
     return None
 
 
@@ -75,6 +52,18 @@ def _check_field(text: str, field: _Field) -> None:
         if base == "*":
             continue
         first, dash, last = base.partition("-")
-        field.value(first)
+        _value(first, field)
         if dash:
-            field.value(last)
+            _value(last, field)
+
+
+def _value(text: str, field: _Field) -> int:
+    _, low, high, names = field
+    if text.isascii() and text.isdigit():
+        if not low <= int(text) <= high:
+            raise ValueError(f"{int(text)} is outside {low}-{high}")
+        return int(text)
+    for index, name in enumerate(names):
+        if text and name.lower().startswith(text.lower()):
+            return low + index
+    raise ValueError(f"'{text}' is not a number from {low} to {high}" + (" or a name" if names else ""))

@@ -6,7 +6,6 @@ default; pydantic-settings ignores names it does not know, so the gateway names 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection, Mapping
 
 # Prefixes only the gateway's settings use (Azure, the Functions host and OpenTelemetry set none of them).
@@ -28,13 +27,25 @@ _TYPO_CUTOFF = 0.9
 def unknown_settings(environ: Mapping[str, str], known: Collection[str]) -> list[str]:
     """One problem per variable that looks like a setting (its prefix, or a near miss of a name) but is none."""
     names = sorted({name.upper() for name in known})
+    starts = {name[:3] for name in names}  # a slip in the first three letters is not looked for: it is cheap
     problems = []
     for variable in sorted(environ):
         upper = variable.upper()
         if upper in names or upper in NOT_SETTINGS or upper.startswith(_STANDARD_PREFIXES):
             continue
-        near = difflib.get_close_matches(upper, names, n=1, cutoff=_TYPO_CUTOFF)
+        near = _near_miss(upper, names) if upper[:3] in starts else None
         if near or upper.startswith(GATEWAY_PREFIXES):
-            hint = f"did you mean {near[0]}?" if near else "the settings are listed in README.md, Settings"
+            hint = f"did you mean {near}?" if near else "the settings are listed in README.md, Settings"
             problems.append(f"{variable}: is not a gateway setting, so it would be ignored; {hint}")
     return problems
+
+
+def _near_miss(name: str, names: list[str]) -> str | None:
+    # A ratio of 0.9 needs lengths within 1.23x of each other: the rest cannot match, so difflib never sees them.
+    close = [n for n in names if min(len(n), len(name)) * 1.23 >= max(len(n), len(name))]
+    if not close:
+        return None
+    import difflib  # only at start, and only for a candidate: not on every cold start's import path
+
+    found = difflib.get_close_matches(name, close, n=1, cutoff=_TYPO_CUTOFF)
+    return found[0] if found else None
