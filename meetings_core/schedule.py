@@ -28,7 +28,7 @@ _SIX: tuple[_Field, ...] = (
 def schedule_problem(expression: str) -> str | None:
     """What the Functions host would refuse in this NCRONTAB expression, or None."""
     if ":" in expression:  # NCRONTAB has no colon; a TimeSpan such as 00:30:00 has
-        return f"has a ':' (a TimeSpan?), which only App Service plans run, not Flex Consumption: use NCRONTAB, {EXAMPLE}"
+        return f"has a ':' (a TimeSpan?), which App Service plans run, not Flex Consumption: use NCRONTAB, {EXAMPLE}"
     parts = expression.split()
     if len(parts) not in (5, 6):
         return (
