@@ -521,13 +521,25 @@ def gateway_host(value: str) -> str:
     return text.lower()
 
 
+def client_id(value: str) -> str:
+    """`--entra-client-id`: the app registration's Application (client) ID, a GUID (its name signs nobody in)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", value.strip()):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a client ID: give the connector app's Application (client) ID, a GUID "
+            "(Entra admin center > App registrations > the app > Overview)"
+        )
+    return value.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Write the custom connector's definition files.")
     parser.add_argument("--out", type=Path, default=Path("connector"), help="directory (default: connector)")
     parser.add_argument(
         "--host", type=gateway_host, help="a fixed gateway host (or its https URL); without it each connection names it"
     )
-    parser.add_argument("--entra-client-id", help="the app registration the Entra ID connection signs in with")
+    parser.add_argument(
+        "--entra-client-id", type=client_id, help="the app registration the Entra ID connection signs in with"
+    )
     parser.add_argument("--entra-resource", help="the gateway's application ID URI (azd output ENTRA_APP_AUDIENCE)")
     parser.add_argument("--entra-tenant-id", help="the tenant of the connector's app registration (its id or domain)")
     parser.add_argument("--auth", choices=AUTH_OPTIONS, default="both", help="connection options (default: both)")
