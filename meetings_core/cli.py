@@ -1,8 +1,9 @@
-"""Operator CLI: see a reservation, list stuck ones, release one, purge now.
+"""Operator CLI: see a reservation, list stuck ones, release or remove one, purge now.
 
     python -m meetings_core.cli show ORGANIZER_ID EXTERNAL_ID
     python -m meetings_core.cli stuck
     python -m meetings_core.cli release ORGANIZER_ID EXTERNAL_ID [--force]
+    python -m meetings_core.cli remove ORGANIZER_ID EXTERNAL_ID [--force]
     python -m meetings_core.cli purge
     python -m meetings_core.cli stats [--json]
 
@@ -15,7 +16,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,19 @@ from .stats import print_stats, reservation_stats
 from .validation import validate_organizer_id
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The commands that name one key: (help, help of --force or None). "Released" means what it means to the engine.
+_KEY_COMMANDS = {
+    "show": ("print one reservation", None),
+    "release": (
+        "mark an in-progress reservation released, as the gateway does after a definite failure: the next request "
+        "or status poll for it takes it over at once and asks Graph again (a poller never gets 404)",
+        "also release one whose lease is live (an owner may still be calling Graph)",
+    ),
+    "remove": (
+        "delete a reservation (its status URLs then answer 404): a completed one, or one that cannot be read",
+        "required for a completed record, one whose lease is live, or one that cannot be read",
+    ),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,18 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m meetings_core.cli", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("show", "print one reservation"), ("release", "delete a stuck reservation")):
-        command = commands.add_parser(name, help=text)
+    for name, (text, force) in _KEY_COMMANDS.items():
+        command = commands.add_parser(name, help=text, description=text)
         command.add_argument("organizer_id", help="the organizer's Entra object id (as in the request path)")
         command.add_argument("external_id", help="the externalId, exactly as the caller sent it")
         command.add_argument(
             "--caller",
             help="the caller id (entra:<id> or hmac:<partner>) of an entra or hmac caller, whose keys are its own",
         )
-        if name == "release":
-            command.add_argument(
-                "--force", action="store_true", help="also delete a completed record or one whose lease is live"
-            )
+        if force:
+            command.add_argument("--force", action="store_true", help=force)
     commands.add_parser("stuck", help="list in-progress reservations whose lease has ended")
     commands.add_parser("purge", help="delete expired and abandoned records now")
     stats = commands.add_parser("stats", help="count records by state, stuck keys, recent completions")
@@ -104,40 +116,74 @@ async def _dispatch(store: TableReservationStore, args: argparse.Namespace) -> i
     try:
         record = await store.get(key)
     except RecordUnreadable as exc:
-        return await _unreadable(store, key, exc, remove=args.command == "release" and args.force)
+        return await _unreadable(store, key, exc, remove=args.command == "remove" and args.force)
     if record is None:
         print("no reservation for this organizer and externalId", file=sys.stderr)
         return 1
     if args.command == "show":
         print(json.dumps(_describe(record), indent=2))
         return 0
-    return await _release(store, record, force=args.force, now=now)
+    if args.command == "release":
+        return await _release(store, record, force=args.force, now=now)
+    return await _remove(store, record, force=args.force, now=now)
 
 
 async def _release(store: TableReservationStore, record: Reservation, *, force: bool, now: datetime) -> int:
-    if record.state is State.COMPLETED and not force:
-        print("the reservation is completed (a meeting exists); pass --force to delete it anyway", file=sys.stderr)
-        return 1
-    now = record.judged_at(now)  # storage's clock at the read, as the gateway judges leases
-    if record.state is State.IN_PROGRESS and not record.lease_ended(now) and not force:
+    """Mark the record released, as the engine's owner does (ETag replace, its request kept): never a delete."""
+    if record.state is State.COMPLETED:
         print(
-            f"its lease is live for {record.lease_left(now):.0f} s more: an owner may still be calling Graph, and "
-            "releasing now could let a second request create a second meeting. Wait, or pass --force.",
+            "the reservation is completed (a meeting exists): nothing to release, the next request gets the meeting. "
+            "'remove --force' deletes the record, and the next request then asks Graph again.",
             file=sys.stderr,
         )
         return 1
+    if record.released:
+        print("already released: the next request or status poll for it takes it over")
+        return 0
+    if _refused_live(record, now, force, "releasing"):
+        return 1
+    if not await _written(store.replace(record.as_released(now))):  # the engine's clock: this instance's
+        return 1
+    print("released: the next request or status poll for it takes it over and asks Graph again")
+    return 0
+
+
+async def _remove(store: TableReservationStore, record: Reservation, *, force: bool, now: datetime) -> int:
+    if record.state is State.COMPLETED and not force:
+        print("the reservation is completed (a meeting exists); pass --force to delete it anyway", file=sys.stderr)
+        return 1
+    if _refused_live(record, now, force, "removing") or not await _written(store.delete(record)):
+        return 1
+    print("removed: its status URLs now answer 404, and the next request asks Graph again")
+    return 0
+
+
+def _refused_live(record: Reservation, now: datetime, force: bool, doing: str) -> bool:
+    """True (and says why) when the record's lease is live and --force was not given."""
+    now = record.judged_at(now)  # storage's clock at the read, as the gateway judges leases
+    if record.state is not State.IN_PROGRESS or record.lease_ended(now) or force:
+        return False
+    print(
+        f"its lease is live for {record.lease_left(now):.0f} s more: an owner may still be calling Graph, and "
+        f"{doing} it now could let a second request create a second meeting. Wait, or pass --force.",
+        file=sys.stderr,
+    )
+    return True
+
+
+async def _written(write: Awaitable[object]) -> bool:
+    """The ETag-conditional write or delete done; False (and says so) when the record changed meanwhile."""
     try:
-        await store.delete(record)
+        await write
     except ReservationChanged:
         print("the reservation changed meanwhile; look again with 'show'", file=sys.stderr)
-        return 1
-    print("released")
-    return 0
+        return False
+    return True
 
 
 async def _unreadable(store: TableReservationStore, key: ReservationKey, exc: RecordUnreadable, *, remove: bool) -> int:
     if not remove:
-        print(f"{exc}; 'release --force' removes it", file=sys.stderr)
+        print(f"{exc}; 'remove --force' deletes it", file=sys.stderr)
         entity = await store.entity(key)
         if entity is not None:
             print(json.dumps({"operationId": key.digest, "unreadable": str(exc), "stored": _raw(entity)}, indent=2))
@@ -171,6 +217,8 @@ def _describe(record: Reservation) -> dict[str, Any]:
         "meetingId": meeting.get("id"),
         "expiresAt": record.expires_at.isoformat() if record.expires_at else None,
         "releasedAt": record.released_at.isoformat() if record.released_at else None,
+        # Graph's refusal of the request, which a status poll answers (docs/IDEMPOTENCY.md)
+        "refusal": f"{record.refusal.status} {record.refusal.code}" if record.refusal else None,
     }
 
 

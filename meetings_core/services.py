@@ -113,7 +113,7 @@ async def build_services(settings: Settings) -> Services:
 def _status_url_key(settings: Settings, credential: AsyncTokenCredential) -> StatusUrlKey:
     if settings.status_url_key is not None:
         return StatusUrlKey(None, settings.status_url_key.get_secret_value().encode())
-    return StatusUrlKey(table_client(settings, credential))
+    return StatusUrlKey(table_client(settings, credential), timeout_seconds=settings.store_timeout_seconds)
 
 
 def build_authenticator(settings: Settings, http: httpx.AsyncClient) -> Authenticator:

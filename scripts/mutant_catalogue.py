@@ -67,6 +67,12 @@ CATALOGUE: tuple[Mutant, ...] = (
                     _blind("self.store", "record.as_released(self.clock())"),
                 ),
             ),
+            (
+                (
+                    "await self.store.replace(record.as_released(self.clock(), refusal))",
+                    _blind("self.store", "record.as_released(self.clock(), refusal)"),
+                ),
+            ),
         ),
     ),
     Mutant(
@@ -271,6 +277,13 @@ CATALOGUE: tuple[Mutant, ...] = (
                     "self._table.upsert_entity(to_entity(record), request_id=_request_id())",
                 ),
             ),
+            (
+                (
+                    "self._table.create_entity(to_entity(record), request_id=_request_id(), "
+                    "response_preference=_NO_CONTENT)",
+                    "self._table.upsert_entity(to_entity(record), request_id=_request_id())",
+                ),
+            ),
         ),
     ),
     Mutant(
@@ -349,6 +362,13 @@ CATALOGUE: tuple[Mutant, ...] = (
         ENGINE_TESTS,
         alternatives=(
             (("await (self._restore(record, restore) if restore else self._release(record)) raise", "raise"),),
+            (
+                (
+                    "await (self._restore(record, restore) if restore else self._release(record, Refusal.of(error))) "
+                    "raise",
+                    "raise",
+                ),
+            ),
         ),
     ),
     Mutant(
@@ -357,6 +377,14 @@ CATALOGUE: tuple[Mutant, ...] = (
         IDEMPOTENCY,
         (("await self.store.replace(record.as_released(self.clock()))", "await self.store.delete(record)"),),
         ENGINE_TESTS,
+        alternatives=(
+            (
+                (
+                    "await self.store.replace(record.as_released(self.clock(), refusal))",
+                    "await self.store.delete(record)",
+                ),
+            ),
+        ),
     ),
     Mutant(
         "released-refuses-a-corrected-request",
@@ -370,6 +398,52 @@ CATALOGUE: tuple[Mutant, ...] = (
         "a released record is taken over at once: Graph created nothing, so there is no grace to wait",
         IDEMPOTENCY,
         (("return self.released or (self.lease_until", "return (self.lease_until"),),
+        ENGINE_TESTS,
+    ),
+    Mutant(
+        "refusal-poll-resends",
+        "a status poll of a request Graph refused answers the kept refusal, never sends the request again",
+        IDEMPOTENCY,
+        (("if record.refusal is not None and version == record.api_version:", "if False:"),),
+        ENGINE_TESTS,
+    ),
+    Mutant(
+        "refusal-not-kept",
+        "a release after Graph refused the request keeps Graph's refusal on the record",
+        IDEMPOTENCY,
+        (("self._release(record, Refusal.of(error))", "self._release(record, None)"),),
+        ENGINE_TESTS,
+    ),
+    Mutant(
+        "refusal-kept-for-any-failure",
+        "only Graph's refusal of the request (a 4xx but 408, 429) is kept; a poll resends after any other failure",
+        IDEMPOTENCY,
+        (("if not 400 <= error.status < 500 or error.status in _NOT_ABOUT_THE_REQUEST:", "if False:"),),
+        ENGINE_TESTS,
+    ),
+    Mutant(
+        "refusal-in-any-version",
+        "a poll naming the other API version of a refused record asks Graph in that version",
+        IDEMPOTENCY,
+        (
+            (
+                "if record.refusal is not None and version == record.api_version:",
+                "if record.refusal is not None:",
+            ),
+        ),
+        ENGINE_TESTS,
+    ),
+    Mutant(
+        "refusal-refuses-its-own-caller",
+        "the caller's own request (the same body) takes a refused record over: Graph may accept it now",
+        IDEMPOTENCY,
+        (
+            (
+                "record = _corrected(record, call) check_caller(record, ctx)",
+                "record = _corrected(record, call)\nif record.refusal is not None:\n    raise record.refusal.error()\n"
+                "check_caller(record, ctx)",
+            ),
+        ),
         ENGINE_TESTS,
     ),
     Mutant(

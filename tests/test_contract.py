@@ -153,3 +153,40 @@ async def test_security_headers_on_errors(client: httpx.AsyncClient):
 
 async def test_unknown_route_is_graph_shaped_404(client: httpx.AsyncClient):
     assert_graph_error(await client.get("/nope"), 404, "NotFound")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "served"),
+    [
+        ("POST", URL + "/", "POST /{v1.0|beta}/users/{userId}/onlineMeetings/createOrGet"),
+        ("POST", URL + "//", "POST /{v1.0|beta}/users/{userId}/onlineMeetings/createOrGet"),
+        ("POST", "/beta/users/not-a-guid/onlineMeetings/createOrGet/", "POST /{v1.0|beta}/users/{userId}/"),
+        ("GET", "/operations/abc/?caller=x&exp=1&sig=y", "GET /operations/{operationId}"),
+        ("GET", "/health/", "GET /health"),
+        ("GET", "/openapi.json/", "GET /openapi.json"),
+    ],
+)
+async def test_a_trailing_slash_is_a_graph_shaped_404_naming_the_path_without_it(
+    client: httpx.AsyncClient, method: str, path: str, served: str
+):
+    """Graph does not redirect, and a 307 would carry no envelope: the answer says which path to send instead."""
+    response = await client.request(method, path, json={"externalId": "a"})
+    error = assert_graph_error(response, 404, "NotFound")
+    assert "location" not in response.headers
+    assert "trailing '/'" in str(error["message"])
+    assert served in str(error["message"])
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["client-request-id"]
+
+
+async def test_an_unknown_path_is_the_generic_404_even_with_a_trailing_slash(client: httpx.AsyncClient):
+    error = assert_graph_error(await client.get("/nope/"), 404, "NotFound")
+    assert "trailing" not in str(error["message"])
+    assert "POST /{v1.0|beta}/users/{userId}/onlineMeetings/createOrGet" in str(error["message"])
+
+
+def test_every_route_has_the_spelling_a_404_names():
+    from meetings_core.http.app import SERVED
+
+    app = create_app(Settings(tables_connection_string="UseDevelopmentStorage=true", local_development=True))
+    assert {route.path for route in app.routes} == set(SERVED)  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """Issue 19 item 3: every stored shape the gateway did not write is unreadable, never a crash. Against Azurite,
 with hand-written damaged entities: the key answers the documented 500 naming the CLI command (no Graph call),
-the purge logs and skips it and carries on with the page, `cli show` shows it and `release --force` removes it."""
+the purge logs and skips it and carries on with the page, `cli show` shows it and `remove --force` deletes it."""
 
 from __future__ import annotations
 
@@ -100,13 +100,13 @@ async def test_a_damaged_record_is_unreadable_everywhere(stack: Stack, damage: s
         refused = await client.post(create_url(stack.gateway), json=body)
         assert refused.status_code == 500, refused.text
         assert refused.json()["error"]["code"] == "InternalServerError"
-        assert "python -m meetings_core.cli release --force" in refused.json()["error"]["message"]
+        assert "python -m meetings_core.cli remove --force" in refused.json()["error"]["message"]
         assert (await stack.graph_stats())["calls"] == 0
         code, shown, err = await _cli(stack, capsys, "show", key.organizer_id, key.external_id)
         assert code == 1
-        assert "release --force" in err
+        assert "remove --force" in err
         assert key.digest in shown  # the stored properties, for a look at what is damaged
-        code, _, _ = await _cli(stack, capsys, "release", key.organizer_id, key.external_id, "--force")
+        code, _, _ = await _cli(stack, capsys, "remove", key.organizer_id, key.external_id, "--force")
         assert code == 0
         created = await client.post(create_url(stack.gateway), json=body)
     assert created.status_code == 201

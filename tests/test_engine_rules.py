@@ -13,14 +13,17 @@ from datetime import timedelta
 import pytest
 
 from meetings_core.errors import GatewayError
+from meetings_core.graph.client import GraphResult
 from meetings_core.graph.errors import OutcomeUnknown
 from meetings_core.idempotency.engine import Outcome, RequestContext
 from meetings_core.idempotency.records import Reservation, State
+from meetings_core.idempotency.refusal import MAX_REFUSAL_CHARS
 from meetings_core.idempotency.store import ReservationExists
 from tests.fake_clock import T0
-from tests.rules_rig import CTX, DEADLINE, GRACE, LEASE, OTHER_ORGANIZER, call, key, meeting, rig
+from tests.rules_rig import CTX, DEADLINE, GRACE, LEASE, OTHER_ORGANIZER, Rig, call, key, meeting, rig
 
 OTHER_CALLER = RequestContext(caller="hmac:partner-b", client_request_id="c-2")
+POLLED = replace(CTX, respond_async=True)
 
 
 # --- a stale owner never removes or overwrites the record of the request that took over ---
@@ -285,6 +288,129 @@ async def test_a_poll_after_a_definite_failure_resends_the_request_never_404(rec
             await r.engine.status(operation, polled)
         assert (refused.value.status, refused.value.message) == (403, forbidden.message)
     assert len(r.graph.calls) == 2
+
+
+# --- Graph's refusal of a request is kept on its released record: a poll answers it, never sends it again ---
+
+BAD_REQUEST = GatewayError(
+    400,
+    "BadRequest",
+    "The subject is too long.",
+    headers={"graph-request-id": "graph-1"},
+    inner={"graph-request-id": "graph-1", "graph-date": "2026-11-29T09:00:00"},
+)
+
+
+async def _refused_with_a_poller(r: Rig, refusal: GatewayError) -> str:
+    """The owner's call refused by Graph while a respond-async duplicate got its 202: the status URL's operation."""
+    accepted: list[Outcome] = []
+
+    async def polled_then_refused() -> GatewayError:
+        accepted.append(await r.engine.create_or_get(call(), POLLED))
+        return refusal
+
+    r.graph.script = [polled_then_refused]
+    with pytest.raises(GatewayError):
+        await r.engine.create_or_get(call(), CTX)
+    assert accepted[0].status == 202
+    return accepted[0].headers["Location"].rsplit("/", 1)[1]
+
+
+async def test_a_poll_of_a_request_graph_refused_answers_the_refusal_without_sending_it_again():
+    r = rig()
+    operation = await _refused_with_a_poller(r, BAD_REQUEST)
+    kept = r.record()
+    r.store.operations.clear()
+    with pytest.raises(GatewayError) as polled:
+        await r.engine.status(operation, POLLED)
+    refusal = polled.value
+    assert (refusal.status, refusal.code, refusal.message) == (400, "BadRequest", BAD_REQUEST.message)
+    assert (refusal.headers, refusal.inner) == (BAD_REQUEST.headers, BAD_REQUEST.inner)  # Graph's ids, to trace it
+    assert len(r.graph.calls) == 1, "the poll sent the refused request to Graph again"
+    assert r.store.operations == ["get"]
+    assert r.record() == kept  # still released, its refusal kept, for the next poll or the caller's own request
+
+
+async def test_a_corrected_request_while_a_refused_request_is_polled_goes_through():
+    """The race docs/IDEMPOTENCY.md described: a poll used to take the refused record over and send it to Graph
+    again, and a corrected request arriving during that call found another body in progress (422)."""
+    r = rig()
+    corrected = call(subject="Kick-off, shorter")
+    answers: list[Outcome | GatewayError] = []
+
+    async def corrected_request() -> None:
+        try:
+            answers.append(await r.engine.create_or_get(corrected, CTX))
+        except GatewayError as error:
+            answers.append(error)
+
+    async def graph_answers() -> GatewayError | GraphResult:
+        if r.graph.calls[-1]["body"]["subject"] == "Kick-off":  # the refused body, sent again by the poll
+            await corrected_request()  # arrives while that call is in flight
+            return BAD_REQUEST
+        return meeting(201)
+
+    operation = await _refused_with_a_poller(r, BAD_REQUEST)
+    r.graph.script = [graph_answers, graph_answers]
+    with pytest.raises(GatewayError) as polled:
+        await r.engine.status(operation, POLLED)
+    assert polled.value.status == 400
+    if not answers:
+        await corrected_request()
+    answer = answers[0]
+    assert isinstance(answer, Outcome), f"the corrected request got {answer.status} {answer.code}"
+    assert answer.status == 201
+    assert [c["body"]["subject"] for c in r.graph.calls] == ["Kick-off", "Kick-off, shorter"]
+    done = await r.engine.status(operation, POLLED)  # the poller now gets the meeting Graph made for the externalId
+    assert (done.status, json.loads(done.body)["id"]) == (201, "MSo1")
+
+
+async def test_the_callers_own_request_takes_a_refused_record_over_and_asks_graph_again():
+    """Graph may accept the same body later (an access policy added meanwhile): a stored refusal stops only polls."""
+    r = rig()
+    await _refused_with_a_poller(r, GatewayError(403, "Forbidden", "Application is not allowed."))
+    assert (await r.engine.create_or_get(call(), CTX)).status == 201
+    assert len(r.graph.calls) == 2
+    assert r.record().refusal is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        GatewayError(503, "ServiceUnavailable", "Graph is unavailable."),  # throttled or unavailable to the deadline
+        GatewayError(502, "BadGateway", "Graph refused the gateway's own token."),
+        GatewayError(429, "TooManyRequests", "Throttled."),
+        GatewayError(408, "RequestTimeout", "Timed out."),
+    ],
+)
+async def test_a_failure_that_says_nothing_about_the_request_keeps_no_refusal_and_a_poll_resends_it(
+    failure: GatewayError,
+):
+    r = rig()
+    operation = await _refused_with_a_poller(r, failure)
+    released = r.record()
+    assert released is not None
+    assert released.released
+    assert released.refusal is None
+    done = await r.engine.status(operation, POLLED)
+    assert (done.status, len(r.graph.calls)) == (201, 2)
+
+
+async def test_a_refusal_too_long_to_keep_is_not_kept_and_a_poll_resends_the_request():
+    r = rig()
+    operation = await _refused_with_a_poller(r, GatewayError(400, "BadRequest", "x" * MAX_REFUSAL_CHARS))
+    assert r.record().refusal is None  # type: ignore[union-attr]
+    assert (await r.engine.status(operation, POLLED)).status == 201
+
+
+async def test_a_poll_in_the_other_version_of_a_refused_record_sends_it_in_that_version():
+    """The refusal was Graph's answer in the record's version; a status URL naming the other one asks Graph."""
+    r = rig()
+    operation = await _refused_with_a_poller(r, BAD_REQUEST)
+    other = operation.replace("_v1.0", "_beta")
+    assert other != operation
+    assert (await r.engine.status(other, POLLED)).status == 201
+    assert [c["version"] for c in r.graph.calls] == ["v1.0", "beta"]
 
 
 async def test_the_owners_graph_call_ends_a_grace_before_its_lease():

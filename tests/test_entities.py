@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from azure.data.tables import TableEntity
 
+from meetings_core.errors import GatewayError
 from meetings_core.idempotency.entities import MAX_STORED_LEASE_SECONDS, from_entity, to_entity
 from meetings_core.idempotency.records import Reservation, State
+from meetings_core.idempotency.refusal import MAX_REFUSAL_CHARS, Refusal
 from meetings_core.idempotency.store import RecordUnreadable
 from meetings_core.settings import MAX_LEASE_SECONDS
 from tests.fake_clock import T0
@@ -88,3 +90,57 @@ def test_a_completed_record_marked_released_is_damage():
     done = in_progress(45.0).as_completed(201, b'{"id":"m"}', None, T0, timedelta(days=1))
     with pytest.raises(RecordUnreadable, match="released"):
         from_entity(stored(to_entity(done) | {"ReleasedAt": T0}))
+
+
+REFUSAL = Refusal(400, "BadRequest", "The subject is too long.", (("graph-request-id", "g-1"),), (("graph-date", "d"),))
+
+
+def test_a_refusal_is_kept_on_its_released_record_and_a_takeover_or_completion_drops_it():
+    refused = in_progress(45.0).as_released(T0, REFUSAL)
+    record = from_entity(stored(to_entity(refused)))
+    assert record.refusal == REFUSAL
+    assert record.refusal.error().inner == {"graph-date": "d"}
+    assert record.request is not None
+    taken = record.with_owner("taker", T0 + timedelta(seconds=45), "v1.0", record.request, 45.0)
+    assert "Refusal" not in to_entity(taken)
+    done = taken.as_completed(201, b'{"id":"m"}', None, T0, timedelta(days=1))
+    assert "Refusal" not in to_entity(done)
+    assert "Refusal" not in to_entity(in_progress(45.0).as_released(T0))  # a failure that refused no body
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "not json",
+        "[]",
+        '{"status": 400, "code": "BadRequest", "message": "m", "headers": {}}',  # a field missing
+        '{"status": 503, "code": "x", "message": "m", "headers": {}, "inner": {}}',  # no refusal of the request
+        '{"status": true, "code": "x", "message": "m", "headers": {}, "inner": {}}',
+        '{"status": 400, "code": 5, "message": "m", "headers": {}, "inner": {}}',
+        '{"status": 400, "code": "x", "message": "m", "headers": {"a": 1}, "inner": {}}',
+        '{"status": 400, "code": "x", "message": "m", "headers": {}, "inner": [], "more": 1}',
+        7,
+    ],
+)
+def test_a_refusal_of_another_shape_is_damage(refusal: object):
+    entity = to_entity(in_progress(45.0).as_released(T0, REFUSAL))
+    with pytest.raises(RecordUnreadable):
+        from_entity(stored(entity | {"Refusal": refusal}))
+
+
+@pytest.mark.parametrize("state", ["held", "completed"])
+def test_a_refusal_on_a_record_that_is_not_released_is_damage(state: str):
+    record = in_progress(45.0)
+    if state == "completed":
+        record = record.as_completed(201, b'{"id":"m"}', None, T0, timedelta(days=1))
+    with pytest.raises(RecordUnreadable, match="refusal"):
+        from_entity(stored(to_entity(record) | {"Refusal": REFUSAL.to_text()}))
+
+
+def test_only_graphs_refusals_of_the_request_are_kept():
+    assert Refusal.of(GatewayError(403, "Forbidden", "no policy", headers={"graph-request-id": "g"})) == Refusal(
+        403, "Forbidden", "no policy", (("graph-request-id", "g"),)
+    )
+    for status in (408, 429, 500, 502, 503, 504):
+        assert Refusal.of(GatewayError(status, "X", "m")) is None, status
+    assert Refusal.of(GatewayError(400, "BadRequest", "x" * MAX_REFUSAL_CHARS)) is None  # too long to keep

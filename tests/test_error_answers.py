@@ -3,11 +3,14 @@ store failure (503), the unexpected 500 carries the promised headers, and Graph'
 
 from __future__ import annotations
 
+import asyncio
+import binascii
 import logging
 from typing import Any
 
 import httpx
 import pytest
+from azure.core.exceptions import ResourceExistsError, ServiceRequestError
 from azure.data.tables.aio import TableClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -58,6 +61,51 @@ async def test_the_status_key_loader_turns_the_same_failure_into_a_store_failure
     assert any(r.exc_info for r in caplog.records if r.name == "meetings_core.http")
 
 
+class _KeyTable:
+    """A table whose key entity is taken already (another instance made it) and whose read fails as given."""
+
+    def __init__(self, read: Any) -> None:
+        self._read = read
+
+    async def create_entity(self, entity: dict[str, str]) -> None:
+        raise ResourceExistsError("taken")
+
+    async def get_entity(self, partition: str, row: str) -> dict[str, str]:
+        if isinstance(self._read, BaseException):
+            raise self._read
+        if self._read == "hang":
+            await asyncio.sleep(3600)
+        return dict(self._read)
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("read", "cause"),
+    [
+        (ServiceRequestError("connection refused"), ServiceRequestError),  # storage unreachable
+        ({}, KeyError),  # the key's entity damaged: no Key
+        ({"Key": "not base64!"}, binascii.Error),
+        (AttributeError("the SDK's own error path"), AttributeError),
+        ("hang", TimeoutError),  # storage accepts and never answers: bounded like any store operation
+    ],
+)
+async def test_every_status_key_failure_takes_one_path_and_is_logged_once_with_its_cause(
+    caplog: pytest.LogCaptureFixture, read: Any, cause: type[BaseException]
+):
+    key = StatusUrlKey(_KeyTable(read), timeout_seconds=0.2)
+    with caplog.at_level(logging.DEBUG, "meetings_core.http"), pytest.raises(StoreUnavailable) as raised:
+        await asyncio.wait_for(key.get(), 5)
+    assert isinstance(raised.value.__cause__, cause)
+    assert cause.__name__ in str(raised.value)
+    logged = [r for r in caplog.records if r.name == "meetings_core.http"]
+    assert len(logged) == 1, [r.getMessage() for r in logged]
+    assert logged[0].levelno == logging.ERROR
+    assert logged[0].exc_info is not None
+    assert isinstance(logged[0].exc_info[1], cause)
+
+
 @pytest.fixture
 def unsignable_store(monkeypatch: pytest.MonkeyPatch) -> None:
     """The gateway's table client built from the bad connection string (as before settings checked it)."""
@@ -105,7 +153,8 @@ async def test_an_unexpected_failure_is_a_500_with_the_security_headers_in_graph
 
 
 async def test_every_kind_of_answer_carries_the_security_headers():
-    """Success, the router's own 404 and 405, the endpoints' 4xx and the unexpected 500: docs/SECURITY.md, answers."""
+    """Success, the router's own 404 (a trailing slash too) and 405, the endpoints' 4xx and the unexpected 500:
+    docs/SECURITY.md, answers."""
     app = create_app(_settings())
     app.state.services = _Broken()
     too_large = b"{" + b" " * (app.state.settings.max_body_bytes + 1) + b"}"
@@ -114,12 +163,13 @@ async def test_every_kind_of_answer_carries_the_security_headers():
         answers = [
             await client.get("/openapi.json"),
             await client.get("/no/such/endpoint"),
+            await client.post(create_url("") + "/", json=body_for()),  # no redirect: Graph's envelope
             await client.get(create_url("")),
             await client.post(create_url("", version="v9"), json=body_for()),
             await client.post(create_url(""), content=too_large, headers=json_body),
             await client.post(create_url(""), json=body_for()),
         ]
-    assert [a.status_code for a in answers] == [200, 404, 405, 404, 413, 500]
+    assert [a.status_code for a in answers] == [200, 404, 404, 405, 404, 413, 500]
     for answer in answers:
         for name, value in SECURITY_HEADERS.items():
             assert answer.headers[name] == value, (answer.status_code, name)

@@ -67,6 +67,34 @@ async def test_a_poll_after_a_graph_403_answers_403_with_graphs_reason(stack_fac
     assert "not allowed to perform operations on the user" in polled.json()["error"]["message"]
 
 
+async def test_a_poll_of_a_body_graph_refused_answers_the_refusal_and_a_corrected_request_goes_through(stack_factory):
+    """Graph's refusal is kept on the released record: the poll answers it without sending the body to Graph again
+    (so the key is never held against the corrected request), and then polls to the corrected request's meeting."""
+    stack = await stack_factory(workers=1, env=SHORT)
+    await stack.identity_config(latency_ms=1500)  # the owner waits for its token: B gets its 202 meanwhile
+    inner = {"request-id": "graph-refusal-1", "date": "2026-11-29T09:00:00"}
+    refusal = {"error": {"code": "BadRequest", "message": "The subject is too long.", "innerError": inner}}
+    await stack.graph_config(faults=[{"status": 400, "count": 1, "body": refusal}])
+    body = body_for()
+    async with httpx.AsyncClient(timeout=30) as client:
+        failed, accepted = await _accepted_while_the_owner_calls(stack, client, body)
+        assert failed.status_code == 400, failed.text
+        assert accepted.status_code == 202, accepted.text
+        polled = await client.get(accepted.headers["location"])
+        assert (await stack.graph_stats())["calls"] == 1, "the poll sent the refused body to Graph again"
+        corrected = await client.post(create_url(stack.gateway), json={**body, "subject": "Short"})
+        done = await client.get(accepted.headers["location"])
+    assert polled.status_code == 400, polled.text
+    error = polled.json()["error"]
+    assert (error["code"], error["message"]) == ("BadRequest", "The subject is too long.")
+    assert error["innerError"]["graph-request-id"] == "graph-refusal-1"
+    assert error["innerError"]["request-id"] == polled.headers["request-id"]  # the poll's own id, as for any answer
+    assert corrected.status_code == 201, corrected.text
+    assert done.status_code == 201, done.text
+    assert done.json()["id"] == corrected.json()["id"]
+    assert (await stack.graph_stats())["creates"] == 1
+
+
 async def test_the_callers_retry_after_a_503_takes_the_released_key_over(stack_factory):
     stack = await stack_factory(workers=1, env=SHORT)
     await stack.graph_config(faults=[{"status": 503, "retry_after": 1, "count": 1000}])

@@ -37,3 +37,16 @@ async def test_a_closed_holder_refuses_to_build_clients_again():
     await holder.close()
     with pytest.raises(RuntimeError, match="closed"):
         await holder.get()
+
+
+async def test_the_status_url_keys_table_reads_are_bounded_by_the_store_timeout():
+    """STORE_TIMEOUT_SECONDS bounds every Table Storage operation, the status URL key's load included."""
+    from azure.identity.aio import ManagedIdentityCredential
+
+    from meetings_core.services import _status_url_key
+
+    settings = Settings(tables_connection_string="UseDevelopmentStorage=true", store_timeout_seconds=2.5)
+    async with ManagedIdentityCredential() as credential:
+        key = _status_url_key(settings, credential)
+        assert key._timeout == 2.5
+        await key.close()

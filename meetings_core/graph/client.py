@@ -256,9 +256,11 @@ def _result(response: httpx.Response) -> GraphResult:
         raise OutcomeUnknown(f"Graph answered {status}; it may or may not have created the meeting.")
     if status in (200, 201):
         try:
-            json.loads(response.content)
+            meeting = json.loads(response.content)
         except ValueError as exc:
             raise OutcomeUnknown("Graph answered with a body that is not JSON.") from exc
+        if not isinstance(meeting, dict):  # a proxy's page quoted as a string, a list: no meeting to store or replay
+            raise OutcomeUnknown("Graph answered with JSON that is not an onlineMeeting object.")
         return GraphResult(status, response.content, request_id)
     raise graph_error(response)
 

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from ..auth.authenticator import FUNCTION_KEY_CALLER
 from ..auth.caller import Caller, unauthorized
@@ -47,6 +47,13 @@ FUNCTIONS_HOST = "functions_host"
 SIGNED_STATUS_ONLY = "signed_status_only"
 CREATE_ROUTE = "/{version}/users/{user_id}/onlineMeetings/createOrGet"
 STATUS_ROUTE = "/operations/{operation_id}"
+# Each served path as a caller writes it, for answers that name the path to send.
+SERVED = {
+    CREATE_ROUTE: "POST /{v1.0|beta}/users/{userId}/onlineMeetings/createOrGet",
+    STATUS_ROUTE: "GET /operations/{operationId} (the status URL exactly as Location gave it)",
+    "/health": "GET /health",
+    "/openapi.json": "GET /openapi.json",
+}
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -75,6 +82,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_exception, Exception: _unexpected},
         lifespan=lifespan,
     )
+    # Graph does not redirect a trailing slash. Starlette's 307 carries no error envelope, names a host the
+    # Functions host may have rewritten, and makes a client that follows it send the body again (RFC 9110
+    # 15.4.8). Such a path gets a 404 naming the path to send (`_no_such_endpoint`).
+    app.router.redirect_slashes = False
     app.state.services = holder
     app.state.settings = settings
     app.state.policy = CallerPolicy(settings.caller_policy)
@@ -237,11 +248,7 @@ async def openapi(request: Request) -> Response:
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        error = GatewayError(
-            404,
-            "NotFound",
-            "No such endpoint. The gateway serves POST /{v1.0|beta}/users/{userId}/onlineMeetings/createOrGet.",
-        )
+        error = _no_such_endpoint(request)
     elif exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
         error = GatewayError(
@@ -250,6 +257,17 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     else:
         error = GatewayError(exc.status_code, "BadRequest", str(exc.detail), headers=exc.headers)
     return error_response(request, error)
+
+
+def _no_such_endpoint(request: Request) -> GatewayError:
+    """A 404 that names the served path the caller meant when only trailing slashes set them apart."""
+    path = request.scope["path"]
+    trimmed = {**request.scope, "path": path.rstrip("/")}
+    for route in request.app.routes if path.endswith("/") else ():
+        if isinstance(route, Route) and route.matches(trimmed)[0] is not Match.NONE:
+            served = SERVED.get(route.path, route.path)  # a route added without a spelling still gets its path
+            return GatewayError(404, "NotFound", f"No such endpoint: remove the trailing '/'. Send {served}.")
+    return GatewayError(404, "NotFound", f"No such endpoint. The gateway serves {SERVED[CREATE_ROUTE]}.")
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import hmac
 import logging
@@ -21,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
-from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableClient
 
 from ..idempotency.store import StoreUnavailable
@@ -47,9 +46,12 @@ def _unb64(text: str) -> bytes:
 class StatusUrlKey:
     """The server key: fixed by setting, or made once in the table (insert-if-absent) and cached."""
 
-    def __init__(self, table: TableClient | None, configured: bytes | None = None) -> None:
+    def __init__(
+        self, table: TableClient | None, configured: bytes | None = None, timeout_seconds: float = 5.0
+    ) -> None:
         self._table = table
         self._key = configured
+        self._timeout = timeout_seconds  # STORE_TIMEOUT_SECONDS, as for every reservation store operation
         self._lock = asyncio.Lock()
 
     async def get(self) -> bytes:
@@ -61,22 +63,27 @@ class StatusUrlKey:
 
     async def _load(self) -> bytes:
         assert self._table is not None
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._create_or_read(self._table)
+        except Exception as exc:
+            # One path for every failure: storage unreachable or hung, the key's entity damaged, or the SDK failing
+            # in its own error path. To a caller each is a store failure (503, retried); the cause is logged here,
+            # once, with its traceback: a damaged entity fails every load until an operator mends it.
+            log.error("status URL key not loaded from the table (%s)", type(exc).__name__, exc_info=exc)
+            raise StoreUnavailable(f"status URL key unavailable: {type(exc).__name__}") from exc
+
+    @staticmethod
+    async def _create_or_read(table: TableClient) -> bytes:
         partition, row = _KEY_ENTITY
         fresh = _b64(secrets.token_bytes(32))
         try:
-            try:
-                await self._table.create_entity({"PartitionKey": partition, "RowKey": row, "Key": fresh})
-                return _unb64(fresh)
-            except ResourceExistsError:
-                # Another instance made it first: every instance must sign with the same key.
-                entity = await self._table.get_entity(partition, row)
-                return _unb64(str(entity["Key"]))
-        except (AzureError, KeyError, binascii.Error, ValueError) as exc:
-            raise StoreUnavailable(f"status URL key unavailable: {type(exc).__name__}") from exc
-        except Exception as exc:
-            # The SDK failing in its own error path (as TableReservationStore._call): a 503, logged with its traceback.
-            log.exception("Table Storage SDK failed reading the status URL key")
-            raise StoreUnavailable(f"status URL key unavailable: {type(exc).__name__}") from exc
+            await table.create_entity({"PartitionKey": partition, "RowKey": row, "Key": fresh})
+            return _unb64(fresh)
+        except ResourceExistsError:
+            # Another instance made it first: every instance must sign with the same key.
+            entity = await table.get_entity(partition, row)
+            return _unb64(str(entity["Key"]))
 
     async def close(self) -> None:
         if self._table is not None:

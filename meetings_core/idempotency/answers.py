@@ -111,7 +111,7 @@ def unreadable(exc: RecordUnreadable) -> GatewayError:
         500,
         "InternalServerError",
         "The gateway's reservation for this externalId cannot be read, so no request was sent to Graph. An "
-        "operator must remove it: python -m meetings_core.cli release --force <organizerId> <externalId> "
+        "operator must remove it: python -m meetings_core.cli remove --force <organizerId> <externalId> "
         "(with --caller <caller id> for an entra or hmac caller).",
     )
 

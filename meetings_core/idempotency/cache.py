@@ -8,7 +8,7 @@ from cachetools import TTLCache
 
 from .records import Reservation, State
 
-# A record released by an operator or purged elsewhere stops being served within this time.
+# A record an operator removed (`cli remove`) or the purge deleted stops being served within this time.
 CACHE_TTL_SECONDS = 300
 
 

@@ -2,7 +2,8 @@
 
 States and transitions (docs/IDEMPOTENCY.md explains each):
     (none) --insert--> in_progress --Graph 2xx, ETag replace--> completed
-    in_progress --Graph's definite error, ETag replace--> in_progress(released: anyone takes it over at once)
+    in_progress --Graph's definite error, ETag replace--> in_progress(released: anyone takes it over at once;
+        with Graph's refusal of the request kept, a status poll answers it and only a POST takes it over)
     in_progress --unknown outcome--> in_progress, held until its lease ends
     in_progress(lease ended or released) --ETag replace by one taker (a duplicate, a status poll or a retry)-->
         in_progress(new owner)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from .keys import ROW_KEY, ReservationKey, scoped_external_id
 from .records import CorruptRecord, Reservation, State, compress, decompress, deflate
+from .refusal import Refusal
 from .store import RecordTooLarge, RecordUnreadable
 
 log = logging.getLogger("meetings_core.store")
@@ -51,6 +52,8 @@ def to_entity(record: Reservation) -> dict[str, Any]:
         "ExpiresAt": record.expires_at,
         # Only on a released record; an older gateway ignores it (an ordinary lease) and a takeover drops it.
         "ReleasedAt": record.released_at,
+        # Only on a record released after Graph refused its request; older gateways ignore it, a takeover drops it.
+        "Refusal": record.refusal.to_text() if record.refusal else None,
     }
     # The request is compact JSON already (Forward.request wrote it, or it was read back from storage): parsing
     # and writing it again, twice per new key, would only cost CPU. Graph's answer is compacted here.
@@ -146,7 +149,13 @@ def _reservation(entity: Any, read_at: datetime | None) -> Reservation:
         lease_seconds=lease_seconds,
         read_at=read_at,
         released_at=_instant(entity, "ReleasedAt"),
+        refusal=_refusal(entity),
     )
+
+
+def _refusal(entity: Any) -> Refusal | None:
+    text = _optional_text(entity, "Refusal")
+    return None if text is None else Refusal.from_text(text)
 
 
 def _required(value: T | None, name: str) -> T:

@@ -18,6 +18,7 @@ from .cache import CompletedCache
 from .context import EngineConfig, Forward, Lease, Outcome, RequestContext, Turn
 from .keys import ReservationKey
 from .records import Reservation, State
+from .refusal import Refusal
 from .store import ReservationChanged, ReservationExists, ReservationStore, StoreError
 
 log = logging.getLogger("meetings_core.idempotency")
@@ -102,9 +103,9 @@ class Owner:
         except OutcomeUnknown as exc:
             self._hold(record, exc, lease)
             raise
-        except GatewayError:
+        except GatewayError as error:
             restore = lease.replaced
-            await (self._restore(record, restore) if restore else self._release(record))
+            await (self._restore(record, restore) if restore else self._release(record, Refusal.of(error)))
             raise
         except Exception as exc:
             unknown = OutcomeUnknown("The gateway failed while calling Graph.")
@@ -160,11 +161,12 @@ class Owner:
             return
         self.cache.put(stored)
 
-    async def _release(self, record: Reservation) -> None:
-        """Graph created nothing: mark the record released (by its ETag, the request kept), so a waiting duplicate,
-        a status poll or a retry takes it over at once and resends it; a poller then gets Graph's answer."""
+    async def _release(self, record: Reservation, refusal: Refusal | None) -> None:
+        """Graph created nothing: mark the record released (by its ETag, the request kept), so a waiting duplicate
+        or a retry takes it over at once and resends it. A poll answers Graph's `refusal` of the request when it
+        is kept; without one (Graph never processed the request) it takes the record over too."""
         try:
-            await self.store.replace(record.as_released(self.clock()))
+            await self.store.replace(record.as_released(self.clock(), refusal))
         except StoreError as exc:
             log.warning(
                 "reservation not released (%s); it frees itself when its lease ends",

@@ -1,5 +1,6 @@
 """The status URL: the result once settled, in the version its caller asked in; a poll that finds an ended
-lease (or the meeting stored in the other version) finishes the call from the request on the record."""
+lease (or the meeting stored in the other version) finishes the call from the request on the record, and a
+request Graph refused is answered with that refusal."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ class StatusPoll:
         turn = owner.turn(ctx)
         record = await self._visible(digest, asked if versioned else None, ctx)
         version = asked or record.api_version  # status URLs made before versions were named
+        if record.refusal is not None and version == record.api_version:
+            # Graph refused this very request. Sending it again would hold the key, for Graph's whole call, against
+            # the caller's corrected request (a 422); the caller's own request (the same body, or another) takes it.
+            raise record.refusal.error()
         if record.lease_ended(record.judged_at(owner.clock())) or _other_version(record, version):
             if not record.request:
                 raise unrecoverable()

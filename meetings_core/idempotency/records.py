@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from .keys import ReservationKey
+from .refusal import Refusal
 
 
 class State(StrEnum):
@@ -54,6 +55,9 @@ class Reservation:
     # When its owner released it after a definite failure (Graph created nothing; this instance's clock): any
     # request for the key may take it over at once. None on a held or completed record (docs/IDEMPOTENCY.md).
     released_at: datetime | None = None
+    # Graph's refusal of this record's request, kept when its owner released it after one (a status poll answers
+    # it instead of sending the request again); None otherwise, and on any other record (docs/IDEMPOTENCY.md).
+    refusal: Refusal | None = None
 
     def __post_init__(self) -> None:
         if self.state is State.IN_PROGRESS and (self.owner is None or self.lease_until is None):
@@ -62,6 +66,8 @@ class Reservation:
             raise CorruptRecord(f"completed record {self.key.digest} has no status, body or expiry")
         if self.state is State.COMPLETED and self.released_at is not None:
             raise CorruptRecord(f"completed record {self.key.digest} is marked released")
+        if self.refusal is not None and not (self.state is State.IN_PROGRESS and self.released):
+            raise CorruptRecord(f"record {self.key.digest} keeps a refusal but is not released")
 
     def judged_at(self, local_now: datetime) -> datetime:
         """The instant to judge this record's lease at: storage's clock when it was read (the Table store
@@ -82,9 +88,10 @@ class Reservation:
         """Seconds until the lease ends (negative once it has); 0 for a completed or released record."""
         return (self.lease_until - now).total_seconds() if self.lease_until is not None and not self.released else 0.0
 
-    def as_released(self, now: datetime) -> Reservation:
-        """The same in-progress record (its request kept), released by its owner at `now`: Graph created nothing."""
-        return replace(self, released_at=now, read_at=None)
+    def as_released(self, now: datetime, refusal: Refusal | None = None) -> Reservation:
+        """The same in-progress record (its request kept), released by its owner at `now`: Graph created nothing;
+        `refusal` when Graph refused the request itself."""
+        return replace(self, released_at=now, refusal=refusal, read_at=None)
 
     def with_owner(
         self, owner: str, lease_until: datetime, api_version: str, request: bytes, lease_seconds: float
@@ -106,6 +113,7 @@ class Reservation:
             expires_at=None,
             read_at=None,
             released_at=None,
+            refusal=None,
         )
 
     def as_completed(
@@ -119,6 +127,7 @@ class Reservation:
             lease_seconds=None,
             read_at=None,
             released_at=None,
+            refusal=None,
             status=status,
             body=body,
             graph_request_id=graph_request_id,

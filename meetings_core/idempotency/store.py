@@ -61,7 +61,7 @@ class ReservationStore(Protocol):
         ...
 
     async def remove(self, key: ReservationKey) -> None:
-        """Delete whatever is stored for `key`, unconditionally (an operator's `release --force`)."""
+        """Delete whatever is stored for `key`, unconditionally (an operator's `remove --force`)."""
         ...
 
     def expired(
