@@ -69,7 +69,7 @@ async def test_the_python_signing_example_creates_the_meeting(partner_gateway: S
     assert "'externalId': 'order-4711'" in out  # the partner's own externalId comes back, not the scoped one
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="the curl example needs openssl")
+@pytest.mark.skipif(not (shutil.which("openssl") and shutil.which("curl")), reason="the example needs openssl, curl")
 async def test_the_curl_signing_example_creates_the_meeting(partner_gateway: Stack):
     code = _filled(_blocks(DOC, SECTION)["sh"], partner_gateway.gateway)
     meeting = json.loads(_run(["bash", "-c", code]))
@@ -77,6 +77,7 @@ async def test_the_curl_signing_example_creates_the_meeting(partner_gateway: Sta
     assert meeting["id"]
 
 
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the example is a curl command")
 async def test_the_readmes_curl_creates_the_meeting_and_a_second_run_gets_it(stack: Stack):
     (code,) = [c for _, c in BLOCK.findall((ROOT / "README.md").read_text()) if "createOrGet" in c and "curl" in c]
     filled = _filled(code, stack.gateway)
