@@ -19,6 +19,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import __version__
 from .contract_schema import DESCRIPTION, TITLE, request_schemas
@@ -498,11 +499,47 @@ def write(
         (out / name).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
+# Swagger 2.0's `host`: a name and an optional port, no scheme or path (paconn's schema refuses anything else).
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
+
+
+def gateway_host(value: str) -> str:
+    """`--host`: a host name, or the gateway's https URL as azd prints it (GATEWAY_URL), reduced to its host."""
+    text = value.strip()
+    if "://" in text:
+        url = urlsplit(text)
+        if url.scheme.lower() != "https" or url.path not in ("", "/") or url.query or url.fragment or "@" in url.netloc:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not the gateway's https URL: give its host, e.g. contoso-meetings.azurewebsites.net"
+            )
+        text = url.netloc
+    if not _HOST.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a host name: give the gateway's host, e.g. contoso-meetings.azurewebsites.net "
+            "(no path: the gateway serves its routes at the root)"
+        )
+    return text.lower()
+
+
+def client_id(value: str) -> str:
+    """`--entra-client-id`: the app registration's Application (client) ID, a GUID (its name signs nobody in)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", value.strip()):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a client ID: give the connector app's Application (client) ID, a GUID "
+            "(Entra admin center > App registrations > the app > Overview)"
+        )
+    return value.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Write the custom connector's definition files.")
     parser.add_argument("--out", type=Path, default=Path("connector"), help="directory (default: connector)")
-    parser.add_argument("--host", help="a fixed gateway host; without it each connection names its host")
-    parser.add_argument("--entra-client-id", help="the app registration the Entra ID connection signs in with")
+    parser.add_argument(
+        "--host", type=gateway_host, help="a fixed gateway host (or its https URL); without it each connection names it"
+    )
+    parser.add_argument(
+        "--entra-client-id", type=client_id, help="the app registration the Entra ID connection signs in with"
+    )
     parser.add_argument("--entra-resource", help="the gateway's application ID URI (azd output ENTRA_APP_AUDIENCE)")
     parser.add_argument("--entra-tenant-id", help="the tenant of the connector's app registration (its id or domain)")
     parser.add_argument("--auth", choices=AUTH_OPTIONS, default="both", help="connection options (default: both)")

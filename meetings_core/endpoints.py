@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from azure.core.utils import parse_connection_string
@@ -70,3 +71,35 @@ def _is_base64(text: str) -> bool:
         return len(base64.b64decode(text)) > 0
     except (binascii.Error, ValueError):
         return False
+
+
+# The Azure Monitor exporter's rules (azure-monitor-opentelemetry-exporter, _connection_string_parser.py): pairs
+# split on ';' and '=' exactly once each, keys in any case, a lower-case UUID instrumentation key, ikey authorization.
+_IKEY = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # compiled at the first check, not on import
+INSIGHTS_ENDPOINTS = ("ingestionendpoint", "liveendpoint")
+
+
+def insights_connection_pairs(value: str) -> dict[str, str] | None:
+    """The connection string's pairs with lower-case keys, or None where the exporter cannot split it."""
+    pairs = [pair.split("=") for pair in value.split(";")]
+    if any(len(pair) != 2 for pair in pairs):
+        return None
+    return {key.lower(): part for key, part in pairs}
+
+
+def insights_connection_problem(value: str) -> str | None:
+    """What the Azure Monitor exporter would refuse (with a traceback at start), or None; never quotes the value."""
+    pairs = insights_connection_pairs(value)
+    if pairs is None:
+        return (
+            "is not a connection string the Azure Monitor exporter reads: Key=Value pairs separated by ';' "
+            "(no trailing ';'); copy it again from the Application Insights resource"
+        )
+    if pairs.get("authorization", "ikey").lower() != "ikey":
+        return "has an Authorization other than ikey"
+    if not re.fullmatch(_IKEY, pairs.get("instrumentationkey", "")):
+        return "needs InstrumentationKey=<the resource's key>, a lower-case GUID"
+    for name in INSIGHTS_ENDPOINTS:
+        if name in pairs and urlsplit(pairs[name]).scheme.lower() not in ("http", "https"):
+            return f"has a {name} that is not an http(s) URL"
+    return None

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .auth.policy import CallerRule, unreachable_callers
-from .endpoints import LOOPBACK, connection_string_endpoint, connection_string_problem, plain_http
+from .endpoints import (
+    INSIGHTS_ENDPOINTS,
+    LOOPBACK,
+    connection_string_endpoint,
+    connection_string_problem,
+    insights_connection_pairs,
+    insights_connection_problem,
+    plain_http,
+)
 from .idempotency.entities import STORED_BYTES_LIMIT, largest_storable_body
+from .schedule import schedule_problem
+from .setting_names import unknown_settings
 
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 _HTTP_URL = re.compile(r"https?://[^/\s]+(/\S*)?")
 _PARTNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ROLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,119}")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Graph's API versions: the gateway adds the caller's to GRAPH_BASE_URL, so the base must not end with one.
+_GRAPH_VERSION_SEGMENT = re.compile(r"/(v1\.0|beta)/?$", re.IGNORECASE)
 AUTH_MODES = ("function-key", "entra", "hmac")
 _WORKER_MODULES = ("azure_functions_worker", "azure_functions_worker_v2", "proxy_worker")
 # 32 characters: a guessable or placeholder secret would make HMAC signatures forgeable.
@@ -104,13 +119,78 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not _HTTP_URL.fullmatch(value):
             raise ValueError("must be an http(s) URL such as https://graph.microsoft.com")
+        if value is not None and ("?" in value or "#" in value):
+            raise ValueError("must be a base URL without a query (?) or fragment (#): paths are appended to it")
         return value.rstrip("/") if value else value
+
+    @field_validator("graph_base_url")
+    @classmethod
+    def _graph_root(cls, value: str) -> str:
+        # https://graph.microsoft.com/v1.0 (the SDKs' base URL) would send every call to /v1.0/v1.0/users/...
+        if _GRAPH_VERSION_SEGMENT.search(value):
+            raise ValueError(
+                "must be Graph's root, such as https://graph.microsoft.com, without /v1.0 or /beta: the gateway "
+                "adds the API version each request names"
+            )
+        return value
+
+    @field_validator("entra_authority")
+    @classmethod
+    def _authority_host(cls, value: str) -> str:
+        # MSAL's "authority" includes the tenant; here the gateway appends /<ENTRA_TENANT_ID>/... itself.
+        if urlsplit(value).path not in ("", "/"):
+            raise ValueError(
+                "must be the sign-in host only, such as https://login.microsoftonline.com (no tenant or /v2.0): "
+                "the gateway adds /<ENTRA_TENANT_ID>/v2.0 and the signing keys' path itself"
+            )
+        return value
+
+    @field_validator("entra_tenant_id", "azure_client_id")
+    @classmethod
+    def _guid(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A domain name or an identity's name would pass until the first token: then every request fails.
+        what = {"entra_tenant_id": "the tenant (directory) ID", "azure_client_id": "the managed identity's client ID"}
+        if value is not None and not _GUID.fullmatch(value.strip()):
+            raise ValueError(
+                f"must be {what[str(info.field_name)]}, a GUID such as 72f988bf-0000-4000-8000-000000000001"
+            )
+        return value.strip() if value else value
+
+    @field_validator("entra_audience")
+    @classmethod
+    def _audiences(cls, value: str | None) -> str | None:
+        if value is not None and not any(part.strip() for part in value.split(",")):
+            raise ValueError("must name the gateway's app ID URI or client ID (a comma-separated list is allowed)")
+        return value
+
+    @field_validator("purge_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if problem := schedule_problem(value):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("status_url_key")
+    @classmethod
+    def _status_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # Spaces around a pasted key count for nothing: 32 spaces would be a key anyone can guess.
+        if value is not None and len(value.get_secret_value().strip()) < MIN_PARTNER_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_PARTNER_SECRET_LENGTH} characters, not counting spaces")
+        return value
 
     @field_validator("tables_connection_string")
     @classmethod
     def _connection_string(cls, value: SecretStr | None) -> SecretStr | None:
         # Checked now: the SDK reads a bad key only when it signs a request, and then every request fails.
         if value is not None and (problem := connection_string_problem(value.get_secret_value())):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("applicationinsights_connection_string")
+    @classmethod
+    def _insights_connection(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked now: the exporter raises a bare ValueError at start that names no setting.
+        if value is not None and (problem := insights_connection_problem(value.get_secret_value())):
             raise ValueError(problem)
         return value
 
@@ -257,6 +337,16 @@ class Settings(BaseSettings):
             "TABLES_CONNECTION_STRING (its table endpoint)": table_endpoint,
             # Collector API keys ride in OTEL_EXPORTER_OTLP_HEADERS, and spans name callers and organizers.
             "OTEL_EXPORTER_OTLP_ENDPOINT": self.otel_exporter_otlp_endpoint,
+            # The same telemetry, with the managed identity's token for Azure Monitor.
+            **self._insights_endpoints(),
+        }
+
+    def _insights_endpoints(self) -> dict[str, str | None]:
+        value = self.applicationinsights_connection_string
+        pairs = insights_connection_pairs(value.get_secret_value()) if value else None
+        return {
+            f"APPLICATIONINSIGHTS_CONNECTION_STRING (its {name})": (pairs or {}).get(name)
+            for name in INSIGHTS_ENDPOINTS
         }
 
     def _reachable_policy(self) -> None:
@@ -287,15 +377,16 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Read and validate the settings, raising `SettingsError` that names the bad variable."""
+    """Read and validate the settings, raising `SettingsError` that names the bad variable (a misspelt one too)."""
+    problems = unknown_settings(os.environ, Settings.model_fields)
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
-        problems = []
         for error in exc.errors(include_url=False, include_input=False):
-            name = _setting_name(error["loc"])
-            problems.append(f"{name}: {error['msg']}")
-        raise SettingsError("Invalid gateway settings: " + "; ".join(problems)) from None
+            problems.append(f"{_setting_name(error['loc'])}: {error['msg']}")
+    if problems:
+        raise SettingsError("Invalid gateway settings: " + "; ".join(problems))
+    return settings
 
 
 def _setting_name(loc: tuple[int | str, ...]) -> str:

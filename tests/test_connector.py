@@ -273,8 +273,70 @@ def test_out_may_name_a_folder_that_does_not_exist(tmp_path: Path):
 
 def test_entra_options_go_together(tmp_path: Path):
     result = subprocess.run(
-        [sys.executable, "-m", "meetings_core.connector", "--out", str(tmp_path), "--entra-client-id", "c1"],
+        [sys.executable, "-m", "meetings_core.connector", "--out", str(tmp_path), "--entra-client-id", CLIENT_ID],
         cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2
     assert "--entra-tenant-id go together" in result.stderr
+
+
+CLIENT_ID = "5b1c0a2e-0000-4000-8000-00000000c11e"
+
+
+def _generate(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meetings_core.connector", "--out", str(out), *args],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("given", ["meeting-gateway-connector", "api://meeting-gateway", "5b1c0a2e"])
+def test_the_entra_client_id_must_be_the_apps_client_id(tmp_path: Path, given: str):
+    """The app's name or its identifier URI was written as the OAuth client id: every sign-in failed (AADSTS700016)."""
+    entra = ["--entra-tenant-id", "contoso.onmicrosoft.com", "--entra-resource", "api://meeting-gateway"]
+    refused = _generate(tmp_path, "--entra-client-id", given, *entra)
+    assert refused.returncode == 2
+    assert "is not a client ID" in refused.stderr
+    assert not (tmp_path / "apiProperties.json").exists()
+    assert _generate(tmp_path, "--entra-client-id", CLIENT_ID, *entra).returncode == 0  # the control
+    assert CLIENT_ID in (tmp_path / "apiProperties.json").read_text()
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "https://func-abc123.azurewebsites.net",
+        "https://Func-abc123.azurewebsites.net/",
+        " func-abc123.azurewebsites.net ",
+    ],
+)
+def test_the_host_flag_takes_the_gateway_url_as_azd_prints_it(tmp_path: Path, given: str):
+    """GATEWAY_URL (azd's output) is an https URL; written as the Swagger host it failed paconn's schema."""
+    assert not swagger_validator().is_valid(swagger2("https://func-abc123.azurewebsites.net"))  # a URL is no host
+    result = subprocess.run(
+        [sys.executable, "-m", "meetings_core.connector", "--out", str(tmp_path), "--host", given],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    definition = json.loads((tmp_path / "apiDefinition.swagger.json").read_text())
+    assert definition["host"] == "func-abc123.azurewebsites.net"
+    swagger_validator().validate(definition)
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("http://func-abc123.azurewebsites.net", "is not the gateway's https URL"),  # the connector sends https
+        ("https://func-abc123.azurewebsites.net/api", "is not the gateway's https URL"),
+        ("func-abc123.azurewebsites.net/api", "no path"),
+        ("https://key@func-abc123.azurewebsites.net", "is not the gateway's https URL"),
+    ],
+)
+def test_the_host_flag_refuses_what_is_no_host(tmp_path: Path, given: str, says: str):
+    result = subprocess.run(
+        [sys.executable, "-m", "meetings_core.connector", "--out", str(tmp_path), "--host", given],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert not (tmp_path / "apiDefinition.swagger.json").exists()

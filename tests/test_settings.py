@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.stack import TENANT
 from meetings_core.services import engine_config
 from meetings_core.settings import (
     ANSWER_MARGIN_SECONDS,
@@ -21,7 +22,7 @@ from meetings_core.settings import (
 BASE = {"TABLES_CONNECTION_STRING": "UseDevelopmentStorage=true", "LOCAL_DEVELOPMENT": "true"}
 SECRET = "a-partner-secret-of-32-characters!"
 POLICY = '{"hmac:acme": {"organizers": ["*"]}}'
-ENTRA = {"ENTRA_TENANT_ID": "t", "ENTRA_AUDIENCE": "api://x"}
+ENTRA = {"ENTRA_TENANT_ID": TENANT, "ENTRA_AUDIENCE": "api://x"}
 HOSTED = {"LOCAL_DEVELOPMENT": "false", "FUNCTIONS_WORKER_RUNTIME": "python"}
 
 

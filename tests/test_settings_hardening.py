@@ -8,7 +8,7 @@ import json
 import pytest
 from azure.data.tables import TableClient
 
-from devstack.stack import tables_connection_string
+from devstack.stack import TENANT, tables_connection_string
 from meetings_core.endpoints import connection_string_endpoint, is_loopback
 from meetings_core.settings import Settings, SettingsError, load_settings
 
@@ -17,7 +17,7 @@ KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr
 SECRET = "a-partner-secret-of-32-characters!"
 ORGANIZER = "1f35f2e6-9cab-44ad-8d5a-b74c14720000"
 HMAC = {"CALLER_AUTH": "hmac", "PARTNER_SECRETS": json.dumps({"acme": SECRET})}
-ENTRA = {"CALLER_AUTH": "entra", "ENTRA_TENANT_ID": "t", "ENTRA_AUDIENCE": "api://x"}
+ENTRA = {"CALLER_AUTH": "entra", "ENTRA_TENANT_ID": TENANT, "ENTRA_AUDIENCE": "api://x"}
 
 
 def _load(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
