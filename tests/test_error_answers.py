@@ -246,5 +246,25 @@ def test_only_plain_ids_and_dates_of_graph_are_echoed(inner: Any):
     assert envelope["request-id"] == "gateway-1"
 
 
+@pytest.mark.parametrize(
+    ("status", "answer", "code"),
+    [
+        (400, httpx.Response(400, text="<html>Bad request from a proxy</html>"), "BadRequest"),
+        (404, httpx.Response(404), "NotFound"),
+        (413, httpx.Response(413, json={"error": {"code": {"nested": 1}, "message": 5}}), "RequestEntityTooLarge"),
+        (409, httpx.Response(409, json={"error": {"code": "has spaces in it", "message": ""}}), "Conflict"),
+        (403, httpx.Response(403, json={"error": {"code": "Forbidden", "message": "m"}}), "Forbidden"),
+    ],
+)
+def test_a_graph_4xx_without_graphs_own_code_gets_the_code_graph_uses_for_the_status(
+    status: int, answer: httpx.Response, code: str
+):
+    """A proxy's page or a garbled envelope: the caller still gets a code of Graph's form, never a reason phrase
+    with spaces or the text of whatever stood in the body."""
+    error = graph_error(answer)
+    assert (error.status, error.code) == (status, code)
+    assert error.message.startswith("m" if code == "Forbidden" else f"Graph answered {status}.")
+
+
 def _client(app: Starlette) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from ..errors import GatewayError
 # answer (which the gateway does not control) reaches a header or the envelope.
 _GRAPH_ID = re.compile(r"[A-Za-z0-9\-_.:]{1,100}")
 _GRAPH_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{2,20}Z?")
+_GRAPH_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,99}")
 _HINTS = {
     403: (
         " Hint: the gateway's managed identity may create meetings only for organizers covered by a Teams "
@@ -30,8 +32,11 @@ def graph_error(response: httpx.Response) -> GatewayError:
     """Map a non-success Graph answer to the caller's error, keeping Graph's code and message."""
     status = response.status_code
     error = _error_of(response)
-    code = str(error.get("code") or response.reason_phrase or "Error")
-    message = str(error.get("message") or f"Graph answered {status}.")
+    # Graph's own code and message when its answer has them; a proxy's page or an empty body gets the code Graph
+    # uses for the status (BadRequest, not "Bad Request").
+    code = _plain(error.get("code"), _GRAPH_CODE) or _status_code(status)
+    message = error.get("message") if isinstance(error.get("message"), str) and error["message"] else None
+    message = message or f"Graph answered {status}."
     request_id = _plain(response.headers.get("request-id"), _GRAPH_ID)
     headers = {"graph-request-id": request_id} if request_id else {}
     inner = _graph_inner(error.get("innerError"), request_id)
@@ -39,6 +44,13 @@ def graph_error(response: httpx.Response) -> GatewayError:
         # The token is the gateway's, not the caller's: the caller cannot fix this.
         return GatewayError(502, "BadGateway", f"Graph refused the gateway's own token ({code}).", headers=headers)
     return GatewayError(status, code, message + _HINTS.get(status, ""), headers=headers, inner=inner)
+
+
+def _status_code(status: int) -> str:
+    try:
+        return "".join(HTTPStatus(status).phrase.replace("-", " ").split())
+    except ValueError:
+        return "Error"
 
 
 def _error_of(response: httpx.Response) -> dict[str, Any]:
