@@ -180,3 +180,74 @@ def test_the_backoff_stays_capped_however_many_attempts_came_before():
         wait = _backoff(httpx.ConnectError("refused"), attempt, remaining=60)
         assert wait is not None
         assert 0.2 <= wait <= 2.5
+
+
+class _Answering(httpx.AsyncBaseTransport):
+    """Answers every request with a meeting naming the URL it was sent to."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.urls.append(str(request.url))
+        return httpx.Response(201, json={"id": request.url.path}, request=request)
+
+
+async def test_the_graph_url_is_parsed_once_per_organizer_and_version(monkeypatch):
+    """httpx validates a URL character by character in Python: each createOrGet URL is parsed once per worker."""
+    base = "https://graph-parsed-once.test"
+    parsed: list[str] = []
+    real_urlparse = httpx._urls.urlparse
+
+    def counting(url: str = "", **kwargs: object) -> object:
+        parsed.append(url)
+        return real_urlparse(url, **kwargs)  # type: ignore[arg-type]
+
+    transport = _Answering()
+    graph = GraphClient(transport, base, TokenProvider(FakeCredential(), "scope"), deadline_seconds=5)  # type: ignore[arg-type]
+    monkeypatch.setattr(httpx._urls, "urlparse", counting)
+    calls = [("v1.0", "a")] * 3 + [("v1.0", "b@x"), ("beta", "a"), ("v1.0", "b@x")]
+    for index, (version, user) in enumerate(calls):
+        await graph.create_or_get(version, user, {"externalId": "x"}, client_request_id=f"c{index}")
+    url = base + "/{}/users/{}/onlineMeetings/createOrGet"
+    sent = [url.format(version, user.replace("@", "%40")) for version, user in calls]
+    assert transport.urls == sent  # each call still goes to its own organizer and version
+    assert sorted(parsed) == sorted(set(sent))
+
+
+@pytest.mark.parametrize("installed", [False, True])
+@respx.mock
+async def test_graph_calls_are_traced_and_timed_only_when_an_opentelemetry_sdk_is_installed(monkeypatch, installed):
+    """Without an SDK the span and the attempt histogram are no-ops that cost CPU: the client skips them."""
+    from meetings_core.graph import client as module
+
+    used: list[str] = []
+
+    class Span:
+        def __enter__(self) -> Span:
+            used.append("span")
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def set_attribute(self, name: str, value: object) -> None:
+            used.append(name)
+
+    class Tracer:
+        def start_as_current_span(self, name: str) -> Span:
+            return Span()
+
+    real_timer = module.attempt_timer
+
+    def timer(host: str):  # type: ignore[no-untyped-def]
+        used.append("timer")
+        return real_timer(host)
+
+    monkeypatch.setattr(module, "sdk_installed", lambda: installed, raising=False)
+    monkeypatch.setattr(module, "tracer", Tracer())
+    monkeypatch.setattr(module, "attempt_timer", timer)
+    respx.post(URL).mock(return_value=httpx.Response(201, json={"id": "m"}))
+    result = await client().create_or_get("v1.0", "u", {"externalId": "x"}, client_request_id="c")
+    assert result.status == 201
+    assert used == (["span", "timer", "graph.attempt", "http.response.status_code"] if installed else [])

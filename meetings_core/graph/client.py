@@ -10,6 +10,7 @@ engine keeps the key reserved until its lease ends.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -22,7 +23,7 @@ import httpx
 
 from ..errors import GatewayError, retry_after_header
 from ..outbound import USER_AGENT
-from ..telemetry import tracer
+from ..telemetry import sdk_installed, tracer
 from ..telemetry.graph import attempt_timer, record_graph_call
 from ..telemetry.names import SPAN_GRAPH
 from .errors import OutcomeUnknown, graph_error
@@ -135,9 +136,7 @@ class GraphClient:
     ) -> GraphResult:
         budget = min(self._deadline_seconds, deadline_seconds or self._deadline_seconds)
         deadline = time.monotonic() + budget
-        # One absolute URL, parsed once per call (httpx merging a path into a base URL parses it four times).
-        path = f"/{api_version}/users/{quote(organizer_id, safe='')}/onlineMeetings/createOrGet"
-        url = httpx.URL(self._base_url + path)
+        url = _graph_url(self._base_url, api_version, organizer_id)
         content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         try:
             response = await self._attempts(url, content, client_request_id, deadline)
@@ -181,11 +180,7 @@ class GraphClient:
         # An absolute bound on the whole exchange (connect, send, slow-drip read): with the deadline
         # inside the reservation's lease, no request of ours is in flight once the lease ends.
         async with asyncio.timeout(remaining):
-            with tracer.start_as_current_span(SPAN_GRAPH) as span, attempt_timer(self._host) as timed:
-                span.set_attribute("graph.attempt", attempt)
-                response = await self._exchange(_request(url, content, token, client_request_id, remaining))
-                span.set_attribute("http.response.status_code", response.status_code)
-                timed.status = response.status_code
+            response = await self._traced(_request(url, content, token, client_request_id, remaining), attempt)
         log.info(
             "graph createOrGet answered",
             extra={
@@ -198,6 +193,18 @@ class GraphClient:
         )
         if response.status_code in _NOT_PROCESSED_STATUSES:
             raise _NotProcessed(response)
+        return response
+
+    async def _traced(self, request: httpx.Request, attempt: int) -> httpx.Response:
+        """The exchange in a span and the attempt histogram when an OpenTelemetry SDK records them; without one,
+        both are no-ops of the API that still cost CPU on every call (docs/BENCHMARKS.md)."""
+        if not sdk_installed():  # asked per call, as the HTTP layer does: a host may install its provider late
+            return await self._exchange(request)
+        with tracer.start_as_current_span(SPAN_GRAPH) as span, attempt_timer(self._host) as timed:
+            span.set_attribute("graph.attempt", attempt)
+            response = await self._exchange(request)
+            span.set_attribute("http.response.status_code", response.status_code)
+            timed.status = response.status_code
         return response
 
     async def _exchange(self, request: httpx.Request) -> httpx.Response:
@@ -215,6 +222,13 @@ class GraphClient:
                 return await self._tokens.get()
         except TimeoutError as exc:
             raise _NeverSent("the managed identity token did not arrive before the Graph deadline") from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _graph_url(base_url: str, api_version: str, organizer_id: str) -> httpx.URL:
+    """The createOrGet URL, parsed once per organizer and version: httpx checks a URL character by character in
+    Python (about 16 us a parse), and a worker calls Graph for a few organizers again and again. URLs are immutable."""
+    return httpx.URL(f"{base_url}/{api_version}/users/{quote(organizer_id, safe='')}/onlineMeetings/createOrGet")
 
 
 def _backoff(exc: Exception, attempt: int, remaining: float) -> float | None:
