@@ -104,10 +104,23 @@ async def test_control_200_and_201_with_a_json_body_are_the_meeting(status: int)
 
 
 @respx.mock
-async def test_an_odd_2xx_leaves_the_reservation_in_progress_not_completed():
-    """Through the engine with the real client: a 202 with a meeting-like body is not stored as the meeting."""
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(202, json=MEETING),
+        # JSON but no object (a proxy's page quoted as a string, a list...): the store reads back only objects.
+        *(
+            httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+            for body in (b'"<html>proxy sign-in</html>"', b"[1, 2]", b"null", b"42")
+        ),
+    ],
+    ids=["202-meeting", "200-string", "200-list", "200-null", "200-number"],
+)
+async def test_an_odd_2xx_leaves_the_reservation_in_progress_not_completed(answer: httpx.Response):
+    """Through the engine with the real client: an answer that is no meeting is not stored as the meeting; the
+    key stays reserved, so the next request asks Graph again."""
     respx.post("https://graph.test/v1.0/users/1f35f2e6-9cab-44ad-8d5a-b74c14720000/onlineMeetings/createOrGet").mock(
-        return_value=httpx.Response(202, json=MEETING)
+        return_value=answer
     )
     store = MemoryStore()
     config = EngineConfig(lease=timedelta(seconds=45), duplicate_wait_seconds=50, retention=timedelta(days=1))
