@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from . import __version__
+from .auth.hmac_signature import PARTNER_HEADER, SIGNATURE_HEADER
 from .contract_schema import DESCRIPTION, TITLE, request_schemas
 
 _ORGANIZER = {
@@ -69,9 +70,57 @@ def _meeting_schema(openapi3: bool) -> dict[str, Any]:
     return schema
 
 
+# How a caller authenticates in each CALLER_AUTH mode (README: Caller authentication), as OpenAPI 3 schemes.
+_SCHEMES: dict[str, dict[str, dict[str, Any]]] = {
+    "function-key": {
+        "functionKey": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "x-functions-key",
+            "description": "The function's key (the Functions host also takes it as the `code` query parameter).",
+        }
+    },
+    "entra": {
+        "entra": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A Microsoft Entra access token for the gateway's application (ENTRA_AUDIENCE).",
+        }
+    },
+    "hmac": {
+        "hmacPartner": {"type": "apiKey", "in": "header", "name": PARTNER_HEADER, "description": "The partner's id."},
+        "hmacSignature": {
+            "type": "apiKey",
+            "in": "header",
+            "name": SIGNATURE_HEADER,
+            "description": "t=<unix seconds>,v2=<HMAC-SHA256 in hex> (docs/POWER_AUTOMATE.md, partner webhooks).",
+        },
+    },
+}
+
+
+def openapi_for(modes: frozenset[str]) -> dict[str, Any]:
+    """The description with the security schemes of the enabled CALLER_AUTH `modes` (one of them is needed)."""
+    return _openapi_for(tuple(sorted(modes)))
+
+
+@functools.cache
+def _openapi_for(modes: tuple[str, ...]) -> dict[str, Any]:
+    document = copy.deepcopy(openapi3())
+    schemes = {name: scheme for mode in modes for name, scheme in _SCHEMES[mode].items()}
+    needed: list[dict[str, list[str]]] = [{name: [] for name in _SCHEMES[mode]} for mode in modes]
+    document["components"]["securitySchemes"] = schemes
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            # A signed status URL carries its own authorization (its query); the caller's credentials also do.
+            operation["security"] = [{}, *needed] if path.startswith("/operations/") else needed
+    return document
+
+
 @functools.cache
 def openapi3() -> dict[str, Any]:
-    """OpenAPI 3.1 description of the gateway (built once; do not mutate the result)."""
+    """OpenAPI 3.1 description of the gateway, without security schemes (built once; do not mutate the result)."""
     responses = {
         "201": _resp("A new meeting was created.", "#/components/schemas/OnlineMeeting"),
         "200": _resp("The existing meeting for this external ID.", "#/components/schemas/OnlineMeeting"),
@@ -156,10 +205,14 @@ def _status_operation3(responses: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         description="Print the gateway's OpenAPI 3 document (the connector: python -m meetings_core.connector)."
-    ).parse_args()
-    json.dump(openapi3(), sys.stdout, indent=2)
+    )
+    parser.add_argument("--auth", default="function-key", help="CALLER_AUTH's modes, comma-separated")
+    modes = frozenset(mode.strip() for mode in parser.parse_args().auth.split(",") if mode.strip())
+    if not modes or not modes <= _SCHEMES.keys():
+        parser.error(f"--auth takes {', '.join(_SCHEMES)} (comma-separated)")
+    json.dump(openapi_for(modes), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 

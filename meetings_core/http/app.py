@@ -240,9 +240,10 @@ async def health(request: Request) -> Response:
 
 async def openapi(request: Request) -> Response:
     """The OpenAPI 3 description, generated from the same pydantic contract that validates requests."""
-    from ..openapi import openapi3  # rendered on the first GET only: no request of the API needs it
+    from ..openapi import openapi_for  # rendered on the first GET only: no request of the API needs it
 
-    return JSONResponse(openapi3())
+    settings: Settings = request.app.state.settings
+    return JSONResponse(openapi_for(settings.auth_modes))
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
