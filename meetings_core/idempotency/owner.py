@@ -162,9 +162,10 @@ class Owner:
         self.cache.put(stored)
 
     async def _release(self, record: Reservation, refusal: Refusal | None) -> None:
-        """Graph created nothing: mark the record released (by its ETag, the request kept), so a waiting duplicate
-        or a retry takes it over at once and resends it. A poll answers Graph's `refusal` of the request when it
-        is kept; without one (Graph never processed the request) it takes the record over too."""
+        """Graph created nothing: mark the record released (by its ETag, the request kept), so the caller's retry
+        takes it over at once and resends it. A status poll, or a duplicate that waited on this call, answers
+        Graph's `refusal` of the request when it is kept; without one (Graph never processed the request) they
+        take the record over too."""
         try:
             await self.store.replace(record.as_released(self.clock(), refusal))
         except StoreError as exc:
